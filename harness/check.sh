@@ -1,0 +1,118 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+# The static gates on the project's own files, run in the assembled tree:
+# checkpatch --strict on the new files and on every patch, W=1 and sparse
+# (C=2) on the objects the project adds or patches, Coccinelle on the new
+# sources, and kernel-doc -Wall on new headers and sources. Any warning fails.
+set -euo pipefail
+. "$(dirname "$0")/common.sh"
+
+# Objects built and checked, in the UML KUnit build of mm/.kunitconfig.
+OBJS="mm/mmu_range_tracker.o mm/mmu_range_tracker_kunit.o mm/mmu_notifier.o"
+# Sources that are entirely ours (checkpatch -f, Coccinelle, kernel-doc).
+cd "$REPO"
+NEW_SRC=$(for d in $KERNEL_DIRS; do if [ -d "$d" ]; then find "$d" -type f -name '*.[ch]'; fi; done | sort)
+NEW_FILES=$(for d in $KERNEL_DIRS; do if [ -d "$d" ]; then find "$d" -type f ! -name '.*'; fi; done | sort)
+bdir=$BUILD/kunit-default
+fail=0
+passed=0
+failed=0
+log=$BUILD/check.log
+: >"$log"
+
+gate() {
+	local name=$1 out
+	shift
+	if out=$("$@" 2>&1) && [ -z "$out" ]; then
+		echo "check: $name: clean"
+		passed=$((passed + 1))
+	else
+		echo "check: $name: FAILED" >&2
+		printf '%s\n' "$out" | tee -a "$log" | head -n 40 >&2
+		fail=1
+		failed=$((failed + 1))
+	fi
+}
+
+checkpatch() {
+	cd "$SRC"
+	local out rc=0
+	# No Signed-off-by yet: the submitter adds theirs when posting (b4).
+	out=$(perl scripts/checkpatch.pl --strict --no-signoff --terse --no-summary "$@") || rc=$?
+	printf '%s' "$out"
+	return "$rc"
+}
+
+for f in $NEW_FILES; do
+	gate "checkpatch -f $f" checkpatch -f "$f"
+done
+while read -r p; do
+	[ -z "$p" ] || [ "${p:0:1}" = "#" ] && continue
+	gate "checkpatch patches/$p" checkpatch "$REPO/patches/$p"
+done <patches/series
+
+# A configured, built UML tree to compile single objects in.
+if [ ! -f "$bdir/vmlinux" ]; then
+	say "check: no $bdir yet, building it (harness/kunit.sh would too)"
+	(cd "$SRC" && python3 tools/testing/kunit/kunit.py build \
+		--build_dir="$bdir" --kunitconfig="$REPO/mm/.kunitconfig" \
+		--jobs="$JOBS" --make_options="CC=$(kcc)") >"$BUILD/check-build.log" 2>&1 ||
+		die "UML build failed, see $BUILD/check-build.log"
+fi
+
+kmake() {
+	make -s -C "$SRC" ARCH=um O="$bdir" CC="$(kcc)" -j"$JOBS" "$@"
+}
+
+w1_sparse() {
+	# Force a rebuild so that W=1 and sparse see every object.
+	(cd "$bdir" && rm -f $OBJS)
+	kmake W=1 C=2 $OBJS 2>&1 | grep -E 'warning|error' || true
+}
+gate "W=1 + sparse: $OBJS" w1_sparse
+
+# Coccinelle: every semantic patch of the base tree, in report mode, the way
+# scripts/coccicheck runs one (its Options: line included). The scripts that
+# need OCaml scripting are skipped: Debian's spatch has no OCaml compiler.
+cocci() {
+	local cocci opt srcs=() src
+	for src in $NEW_SRC; do
+		case $src in *.c) srcs+=("$src") ;; esac
+	done
+	cd "$SRC"
+	for cocci in $(find scripts/coccinelle -name '*.cocci' | sort); do
+		grep -q 'script:ocaml\|initialize:ocaml' "$cocci" && continue
+		opt=$(grep "Options:" "$cocci" | cut -d: -f2 || true)
+		# shellcheck disable=SC2086
+		spatch -D report --no-show-diff --very-quiet --cocci-file "$cocci" \
+			$opt -I ./arch/um/include -I ./include -I ./arch/x86/include \
+			--include ./include/linux/compiler-version.h \
+			--include ./include/linux/kconfig.h "${srcs[@]}" 2>&1 |
+			grep -F "${srcs[@]/#/-e}" || true
+	done
+}
+if command -v spatch >/dev/null 2>&1; then
+	gate "coccicheck (report) on new sources" cocci
+else
+	echo "check: coccicheck: FAILED: spatch missing (make deps installs coccinelle)" >&2
+	fail=1
+	failed=$((failed + 1))
+fi
+
+kdoc() {
+	cd "$SRC"
+	perl scripts/kernel-doc -none -Wall $NEW_SRC 2>&1
+}
+gate "kernel-doc -Wall on new sources" kdoc
+
+# Rebuild the checked objects with normal flags for the next KUnit run.
+(cd "$bdir" && rm -f $OBJS)
+
+mkdir -p "$BUILD/results"
+echo "$passed $failed 0" >"$BUILD/results/check"
+if [ "$fail" -eq 0 ]; then
+	say "check: all $passed gates clean"
+else
+	echo "check: $failed of $((passed + failed)) gates FAILED, details in $log" >&2
+fi
+exit "$fail"

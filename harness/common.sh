@@ -1,0 +1,35 @@
+# SPDX-License-Identifier: GPL-2.0
+# Shared settings for the harness scripts. Sourced, not executed.
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BUILD=${BUILD:-$REPO/build}
+# The assembled tree: pristine base + the repository's new files + its patches.
+SRC=$BUILD/src
+# Folders of the repository that hold new kernel files at their kernel paths.
+KERNEL_DIRS="Documentation drivers include lib mm tools"
+JOBS=${JOBS:-$(nproc)}
+
+say() { printf '==> %s\n' "$*"; }
+die() { printf 'ERROR: %s\n' "$*" >&2; exit 1; }
+
+# stage NAME CMD...: run CMD, then print how long it took.
+stage() {
+	local name=$1 t0 rc=0
+	shift
+	t0=$(date +%s)
+	say "$name: start"
+	"$@" || rc=$?
+	say "$name: $( ((rc == 0)) && echo done || echo "FAILED (exit $rc)") in $(($(date +%s) - t0)) s"
+	return "$rc"
+}
+
+# The compiler, through ccache when it is installed. CCACHE_BASEDIR makes
+# hits possible across clones of the repository in different folders.
+kcc() {
+	if command -v ccache >/dev/null 2>&1; then
+		export CCACHE_BASEDIR=$REPO
+		echo "ccache gcc"
+	else
+		echo gcc
+	fi
+}

@@ -1,0 +1,28 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+# Install the Debian packages the harness needs, only those missing.
+set -euo pipefail
+. "$(dirname "$0")/common.sh"
+
+PKGS=(build-essential bc bison flex libelf-dev libssl-dev cpio rsync
+      python3 xz-utils ccache sparse coccinelle patch perl)
+[ -n "${KSRC:-}" ] || PKGS+=(linux-source-6.12)
+PKGS+=("$@")
+
+missing=()
+for p in "${PKGS[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
+		missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+	say "deps: all ${#PKGS[@]} packages present"
+	exit 0
+fi
+say "deps: installing ${missing[*]}"
+[ "$(id -u)" -eq 0 ] || die "need root to apt-get install: ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q >"$BUILD/apt-update.log" 2>&1 ||
+	die "apt-get update failed, see $BUILD/apt-update.log"
+apt-get install -y -q --no-install-recommends "${missing[@]}" \
+	>"$BUILD/apt-install.log" 2>&1 ||
+	die "apt-get install failed, see $BUILD/apt-install.log"
