@@ -1,0 +1,816 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * mmu_range_tracker: interval notifiers created on device fault, reshaped on
+ * munmap, removed and freed from deferred work.
+ *
+ * Design, in the order a reviewer will ask about it (the numbers refer to
+ * the hazards listed in Documentation/mm/mmu_range_tracker.rst):
+ *
+ * A range is *live* from its creation until something marks it *dying*
+ * (MRT_DYING): an MMU_NOTIFY_UNMAP or MMU_NOTIFY_RELEASE invalidation that
+ * touches it, mmu_range_tracker_remove_deferred(), or fini. Marking is all
+ * the invalidate path does beyond calling the driver: it sets a bit and adds
+ * the range to a list through a list_head embedded in the range, so it never
+ * allocates (6), and any number of cuts before the work runs (7) only set the
+ * same bit again.
+ *
+ * The deferred work then, for each dying range:
+ *  1. erases it from the maple tree and, for an UNMAP/RELEASE cut, inserts a
+ *     new live range for every part that is still mapped according to the
+ *     VMA tree and not already covered by a live range. It reads the VMA
+ *     tree under mmap_read_lock() with an mm_users reference (2), so the
+ *     hole is visible even when munmap downgraded its lock before the
+ *     invalidation (5). Survivors are inserted *before* the old notifier is
+ *     removed, so a still-mapped address is never without a notifier;
+ *  2. removes the old notifier with no lock held: removal waits for running
+ *     invalidations, which take the update lock (1), and nobody waits for
+ *     this work while holding the mmap_lock (4);
+ *  3. under the update lock, zaps the device mappings of the parts of the
+ *     old range that no live range covers now. Mappings committed through
+ *     the old range before it was marked dying may otherwise outlive a
+ *     removal that got no survivor (driver removal, allocation failure,
+ *     exit, a VMA that was gone before the invalidation reached us);
+ *  4. drops the tracker's reference: the last reference frees the range
+ *     after an RCU grace period, because mmu_range_tracker_lookup() may be
+ *     reading it without any lock (9).
+ *
+ * Readers commit device mappings under the update lock after
+ * mmu_tracked_range_read_retry(), which says "stale" for a dying range as
+ * well as for a moved sequence (8): MRT_DYING is set under the update lock
+ * on the invalidation path, before the work can remove the notifier.
+ *
+ * Faults never wait for the work: a fault at an address whose range is dying
+ * creates a new live range around it, using the dying one's slots in the
+ * tree, and the work later fills only what is still uncovered. Creation
+ * under mmap_read_lock() uses mmu_interval_notifier_insert_nolock() (12),
+ * which is possible because init registers the mm's interval tree once.
+ */
+
+#include <linux/atomic.h>
+#include <linux/err.h>
+#include <linux/export.h>
+#include <linux/lockdep.h>
+#include <linux/maple_tree.h>
+#include <linux/mm.h>
+#include <linux/mmu_range_tracker.h>
+#include <linux/printk.h>
+#include <linux/sched/mm.h>
+#include <linux/slab.h>
+#include <linux/wait_bit.h>
+
+/* Bits of mmu_tracked_range.flags. */
+enum {
+	/* No longer live: lookups skip it, read_retry says stale. */
+	MRT_DYING,
+	/* Cut by an unmap or exit: the work re-covers what is still mapped. */
+	MRT_RESHAPE,
+	/* Removal asked for (driver or fini): no survivors. */
+	MRT_DROP,
+};
+
+/* How long fini waits for leaked references before saying so, again. */
+#define MRT_FINI_WARN_INTERVAL	(10 * HZ)
+
+static bool mrt_is_dying(struct mmu_tracked_range *r)
+{
+	return test_bit(MRT_DYING, &r->flags);
+}
+
+/*
+ * Mark @r dying and queue it for the deferred work. Called from the
+ * invalidate callback, from any context through remove_deferred(), and from
+ * fini. Allocates nothing and takes only a spinlock.
+ */
+static void mrt_queue_dying(struct mmu_tracked_range *r)
+{
+	struct mmu_range_tracker *t = r->tracker;
+	unsigned long irqflags;
+
+	if (test_and_set_bit(MRT_DYING, &r->flags))
+		return;
+	spin_lock_irqsave(&t->pending_lock, irqflags);
+	list_add_tail(&r->pending, &t->pending);
+	spin_unlock_irqrestore(&t->pending_lock, irqflags);
+	queue_work(system_unbound_wq, &t->work);
+}
+
+static bool mrt_invalidate(struct mmu_interval_notifier *mni,
+			   const struct mmu_notifier_range *range,
+			   unsigned long cur_seq)
+{
+	struct mmu_tracked_range *r =
+		container_of(mni, struct mmu_tracked_range, notifier);
+	struct mmu_range_tracker *t = r->tracker;
+	bool ok;
+
+	if (mmu_notifier_range_blockable(range))
+		mutex_lock(t->lock);
+	else if (!mutex_trylock(t->lock))
+		return false;
+
+	/*
+	 * Advance the sequence before zapping, under the lock readers commit
+	 * under: a reader that checks after we unlock sees the new sequence,
+	 * one that committed before we locked is zapped below.
+	 */
+	mmu_interval_set_seq(mni, cur_seq);
+	atomic_long_inc(&t->stats.invalidations);
+	ok = t->ops->invalidate(r, range);
+	WARN_ON_ONCE(!ok && mmu_notifier_range_blockable(range));
+
+	/*
+	 * An unmap (munmap, or mremap moving pages away) or the exit of the mm
+	 * leaves part of the range without memory: reshape it later. Setting
+	 * MRT_DYING here, under the update lock, is what makes every reader
+	 * that has not committed yet retry (hazard 8).
+	 */
+	if (range->event == MMU_NOTIFY_UNMAP ||
+	    range->event == MMU_NOTIFY_RELEASE) {
+		set_bit(MRT_RESHAPE, &r->flags);
+		mrt_queue_dying(r);
+	}
+	mutex_unlock(t->lock);
+	return ok;
+}
+
+static const struct mmu_interval_notifier_ops mrt_notifier_ops = {
+	.invalidate = mrt_invalidate,
+};
+
+static struct mmu_tracked_range *mrt_alloc_range(struct mmu_range_tracker *t)
+{
+	struct mmu_tracked_range *r;
+
+	if (t->ops->alloc_range)
+		r = t->ops->alloc_range(t);
+	else
+		r = kzalloc(sizeof(*r), GFP_KERNEL);
+	if (!r)
+		return NULL;
+	r->tracker = t;
+	r->flags = 0;
+	refcount_set(&r->refs, 1);
+	INIT_LIST_HEAD(&r->pending);
+	atomic_inc(&t->nr_ranges);
+	return r;
+}
+
+/* Free a range. Runs from an RCU callback or for a range never published. */
+static void mrt_free_range(struct mmu_tracked_range *r)
+{
+	struct mmu_range_tracker *t = r->tracker;
+
+	if (t->ops->free_range)
+		t->ops->free_range(r);
+	else
+		kfree(r);
+	/*
+	 * fini waits for nr_ranges to reach zero and may free @t as soon as it
+	 * does: wake_up_var() uses the address only as a hash key.
+	 */
+	if (atomic_dec_and_test(&t->nr_ranges))
+		wake_up_var(&t->nr_ranges);
+}
+
+static void mrt_free_range_rcu(struct rcu_head *head)
+{
+	mrt_free_range(container_of(head, struct mmu_tracked_range, rcu));
+}
+
+/**
+ * mmu_tracked_range_put - Drop a reference to a tracked range
+ * @r: The range, as returned by mmu_range_tracker_fault() or
+ *     mmu_range_tracker_lookup()
+ *
+ * The range is freed after an RCU grace period once the tracker and every
+ * holder have dropped their references. Callable from any context.
+ */
+void mmu_tracked_range_put(struct mmu_tracked_range *r)
+{
+	if (refcount_dec_and_test(&r->refs))
+		call_rcu(&r->rcu, mrt_free_range_rcu);
+}
+EXPORT_SYMBOL_GPL(mmu_tracked_range_put);
+
+/* Take a reference on @r unless it is dying or being freed. */
+static struct mmu_tracked_range *mrt_get_live(struct mmu_tracked_range *r)
+{
+	if (!r || mrt_is_dying(r) || !refcount_inc_not_zero(&r->refs))
+		return NULL;
+	/* It may have been marked dying between the test and the increment. */
+	if (mrt_is_dying(r)) {
+		mmu_tracked_range_put(r);
+		return NULL;
+	}
+	return r;
+}
+
+/*
+ * Shrink [*start, *end) around @addr so that it overlaps no live range.
+ * Dying ranges do not count: their slots in the tree are overwritten. No live
+ * range may contain @addr.
+ */
+static void mrt_clip(struct mmu_range_tracker *t, unsigned long addr,
+		     unsigned long *start, unsigned long *end)
+{
+	MA_STATE(mas, &t->ranges, *start, *start);
+	struct mmu_tracked_range *r;
+
+	lockdep_assert_held(&t->tree_lock);
+	mas_for_each(&mas, r, *end - 1) {
+		if (mrt_is_dying(r))
+			continue;
+		if (mmu_tracked_range_end(r) <= addr) {
+			*start = max(*start, mmu_tracked_range_end(r));
+		} else {
+			*end = min(*end, mmu_tracked_range_start(r));
+			break;
+		}
+	}
+}
+
+/*
+ * Create a live range over [start, end), which overlaps no live range, and
+ * publish it. The caller holds tree_lock and an mm_users reference, and
+ * allocates @r beforehand. On error @r has been freed.
+ */
+static int mrt_publish(struct mmu_range_tracker *t,
+		       struct mmu_tracked_range *r,
+		       unsigned long start, unsigned long end)
+{
+	MA_STATE(mas, &t->ranges, start, end - 1);
+	int ret;
+
+	lockdep_assert_held(&t->tree_lock);
+	/*
+	 * Allocate the tree nodes first: once the notifier is inserted, the
+	 * only undo is mmu_interval_notifier_remove(), which may sleep on a
+	 * running invalidation while our caller holds the mmap_lock.
+	 */
+	ret = mas_preallocate(&mas, r, GFP_KERNEL);
+	if (ret)
+		goto err_free;
+	/* Never takes the mmap_lock: the caller may hold it for read (12). */
+	ret = mmu_interval_notifier_insert_nolock(&r->notifier, t->mm, start,
+						  end - start,
+						  &mrt_notifier_ops);
+	if (ret) {
+		mas_destroy(&mas);
+		goto err_free;
+	}
+	mas_store_prealloc(&mas, r);
+	atomic_long_inc(&t->stats.created);
+	return 0;
+
+err_free:
+	/* Never published: no lookup can hold it, no grace period needed. */
+	mrt_free_range(r);
+	return ret;
+}
+
+/*
+ * Cover every part of [start, end) that no live range covers with new live
+ * ranges. Caller holds tree_lock, mmap_read_lock() and mm_users. Returns how
+ * many ranges it created; parts it could not cover stay uncovered, and the
+ * caller zaps them.
+ */
+static unsigned int mrt_fill(struct mmu_range_tracker *t, unsigned long start,
+			     unsigned long end)
+{
+	struct mmu_tracked_range *r, *new;
+	unsigned int created = 0;
+	unsigned long pos = start;
+
+	lockdep_assert_held(&t->tree_lock);
+	while (pos < end) {
+		MA_STATE(mas, &t->ranges, pos, pos);
+		unsigned long gap_end = end;
+
+		/* Skip what live ranges cover, find the next one after that. */
+		mas_for_each(&mas, r, end - 1) {
+			if (mrt_is_dying(r))
+				continue;
+			if (mmu_tracked_range_start(r) <= pos) {
+				pos = mmu_tracked_range_end(r);
+				continue;
+			}
+			gap_end = mmu_tracked_range_start(r);
+			break;
+		}
+		if (pos >= gap_end)
+			continue;
+		new = mrt_alloc_range(t);
+		if (!new || mrt_publish(t, new, pos, gap_end))
+			pr_debug("mmu_range_tracker: cannot cover [%#lx, %#lx)\n",
+				 pos, gap_end);
+		else
+			created++;
+		pos = gap_end;
+	}
+	return created;
+}
+
+/* Re-cover the still-mapped parts of dying range @r. */
+static unsigned int mrt_reshape(struct mmu_range_tracker *t,
+				struct mmu_tracked_range *r)
+{
+	VMA_ITERATOR(vmi, t->mm, mmu_tracked_range_start(r));
+	unsigned long start = mmu_tracked_range_start(r);
+	unsigned long end = mmu_tracked_range_end(r);
+	struct vm_area_struct *vma;
+	unsigned int created = 0;
+
+	mmap_assert_locked(t->mm);
+	for_each_vma_range(vmi, vma, end)
+		created += mrt_fill(t, max(start, vma->vm_start),
+				    min(end, vma->vm_end));
+	return created;
+}
+
+/* Remove every slot of @r from the tree; a fault may have taken some. */
+static void mrt_erase(struct mmu_range_tracker *t, struct mmu_tracked_range *r)
+{
+	MA_STATE(mas, &t->ranges, 0, 0);
+	unsigned long last = mmu_tracked_range_end(r) - 1;
+	unsigned long index = mmu_tracked_range_start(r);
+	void *entry;
+
+	lockdep_assert_held(&t->tree_lock);
+	while (index <= last) {
+		mas_set(&mas, index);
+		entry = mas_find(&mas, last);
+		if (!entry)
+			break;
+		index = mas.last + 1;
+		/*
+		 * mas_erase() retries allocation until it succeeds: a range
+		 * left in the tree would be found by lookups after it is freed.
+		 */
+		if (entry == r)
+			mas_erase(&mas);
+	}
+}
+
+/*
+ * Zap the device mappings of the parts of dying range @r that no live range
+ * covers. A live range's notifier was inserted before @r's was removed, so
+ * its part never went unwatched; everything else may hold mappings committed
+ * through @r that no notifier will ever invalidate.
+ */
+static void mrt_zap_uncovered(struct mmu_range_tracker *t,
+			      struct mmu_tracked_range *r)
+{
+	struct mmu_notifier_range range;
+	unsigned long end = mmu_tracked_range_end(r);
+	unsigned long pos = mmu_tracked_range_start(r);
+	struct mmu_tracked_range *live;
+
+	lockdep_assert_held(t->lock);
+	mmu_notifier_range_init_owner(&range, MMU_NOTIFY_UNMAP,
+				      MMU_NOTIFIER_RANGE_BLOCKABLE, t->mm, 0, 0,
+				      NULL);
+	while (pos < end) {
+		unsigned long index = pos, gap_end = end;
+
+		/* A plain RCU walk: no allocation under the update lock. */
+		rcu_read_lock();
+		mt_for_each(&t->ranges, live, index, end - 1) {
+			if (mrt_is_dying(live))
+				continue;
+			if (mmu_tracked_range_start(live) <= pos) {
+				pos = mmu_tracked_range_end(live);
+				continue;
+			}
+			gap_end = mmu_tracked_range_start(live);
+			break;
+		}
+		rcu_read_unlock();
+		if (pos >= gap_end)
+			continue;
+		range.start = pos;
+		range.end = gap_end;
+		t->ops->invalidate(r, &range);
+		pos = gap_end;
+	}
+}
+
+static void mrt_work(struct work_struct *work)
+{
+	struct mmu_range_tracker *t =
+		container_of(work, struct mmu_range_tracker, work);
+	struct mmu_tracked_range *r, *next;
+	unsigned int created;
+	LIST_HEAD(batch);
+	bool have_mm;
+
+#if IS_ENABLED(CONFIG_MMU_RANGE_TRACKER_KUNIT_TEST)
+	/* Lets the tests cut a range several times before the work runs. */
+	if (READ_ONCE(t->test_gate))
+		wait_for_completion(t->test_gate);
+#endif
+	spin_lock_irq(&t->pending_lock);
+	list_splice_init(&t->pending, &batch);
+	spin_unlock_irq(&t->pending_lock);
+	if (list_empty(&batch))
+		return;
+
+	/*
+	 * Inserting needs mm_users (2); an exiting mm gets no survivors, its
+	 * RELEASE invalidation already zapped everything.
+	 */
+	have_mm = mmget_not_zero(t->mm);
+	if (have_mm)
+		mmap_read_lock(t->mm);
+	mutex_lock(&t->tree_lock);
+	list_for_each_entry(r, &batch, pending) {
+		mrt_erase(t, r);
+		created = 0;
+		if (have_mm && !t->dead && test_bit(MRT_RESHAPE, &r->flags) &&
+		    !test_bit(MRT_DROP, &r->flags))
+			created = mrt_reshape(t, r);
+		if (test_bit(MRT_DROP, &r->flags) || !created)
+			atomic_long_inc(&t->stats.removed);
+		else if (created == 1)
+			atomic_long_inc(&t->stats.shrunk);
+		else
+			atomic_long_inc(&t->stats.split);
+	}
+	mutex_unlock(&t->tree_lock);
+	if (have_mm)
+		mmap_read_unlock(t->mm);
+
+	/* Survivors are in; now the old notifiers can go, with no lock held. */
+	list_for_each_entry(r, &batch, pending)
+		mmu_interval_notifier_remove(&r->notifier);
+	if (have_mm)
+		mmput(t->mm);
+
+	mutex_lock(t->lock);
+	list_for_each_entry(r, &batch, pending)
+		mrt_zap_uncovered(t, r);
+	mutex_unlock(t->lock);
+
+	list_for_each_entry_safe(r, next, &batch, pending) {
+		list_del_init(&r->pending);
+		mmu_tracked_range_put(r);
+	}
+}
+
+/**
+ * mmu_range_tracker_init - Set up a tracker for one mm
+ * @t: The tracker, owned by the caller
+ * @mm: The mm to mirror; the caller holds an mm_users reference (mmget() or
+ *      current->mm). The tracker keeps an mm_count reference until fini.
+ * @ops: Driver callbacks; @ops->invalidate is required
+ * @lock: The driver's update lock, or NULL for one of the tracker's own
+ * @granule_shift: 0: a range covers the VMA around the faulting address.
+ *                 Otherwise ranges are naturally aligned blocks of
+ *                 2^@granule_shift bytes clipped to the VMA;
+ *                 PAGE_SHIFT <= @granule_shift < BITS_PER_LONG - 1.
+ *
+ * Registers the interval tree of @mm, which takes mmap_write_lock() once, so
+ * that later creation from the fault path never needs the mmap_lock. Must not
+ * be called with the mmap_lock held.
+ *
+ * Return: 0, -EINVAL for bad arguments, -ESRCH if @mm has exited, or the
+ * error of mmu_notifier_register().
+ */
+int mmu_range_tracker_init(struct mmu_range_tracker *t, struct mm_struct *mm,
+			   const struct mmu_range_tracker_ops *ops,
+			   struct mutex *lock, unsigned int granule_shift)
+{
+	int ret;
+
+	if (!t || !mm || !ops || !ops->invalidate ||
+	    !ops->alloc_range != !ops->free_range)
+		return -EINVAL;
+	if (granule_shift &&
+	    (granule_shift < PAGE_SHIFT || granule_shift >= BITS_PER_LONG - 1))
+		return -EINVAL;
+
+	if (!mmget_not_zero(mm))
+		return -ESRCH;
+	ret = mmu_notifier_register(NULL, mm);
+	mmput(mm);
+	if (ret)
+		return ret;
+
+	memset(t, 0, sizeof(*t));
+	mmgrab(mm);
+	t->mm = mm;
+	t->ops = ops;
+	mutex_init(&t->own_lock);
+	t->lock = lock ? lock : &t->own_lock;
+	t->granule_shift = granule_shift;
+	mutex_init(&t->tree_lock);
+	/*
+	 * RCU for lock-free lookups. MT_FLAGS_ALLOC_RANGE is not for gap
+	 * tracking: 6.12's RCU free walk misreads the metadata of non-full
+	 * maple_range_64 nodes (hazard 11), allocation-range nodes are safe.
+	 */
+	mt_init_flags(&t->ranges, MT_FLAGS_ALLOC_RANGE | MT_FLAGS_USE_RCU |
+				  MT_FLAGS_LOCK_EXTERN);
+	mt_set_external_lock(&t->ranges, &t->tree_lock);
+	spin_lock_init(&t->pending_lock);
+	INIT_LIST_HEAD(&t->pending);
+	INIT_WORK(&t->work, mrt_work);
+	atomic_set(&t->nr_ranges, 0);
+
+	/*
+	 * Teach lockdep now that the update lock is taken in reclaim (the
+	 * invalidate path), so that any allocation under it is reported even
+	 * if reclaim never happens during a test.
+	 */
+	if (IS_ENABLED(CONFIG_LOCKDEP)) {
+		fs_reclaim_acquire(GFP_KERNEL);
+		might_lock(t->lock);
+		fs_reclaim_release(GFP_KERNEL);
+	}
+	return 0;
+}
+EXPORT_SYMBOL_GPL(mmu_range_tracker_init);
+
+/**
+ * mmu_range_tracker_lookup - Find the live range covering an address
+ * @t: The tracker
+ * @addr: A user address
+ *
+ * Lock-free: one RCU maple tree load and a reference increment. Needs no
+ * mmap_lock and never creates a range. A range that is being removed or
+ * reshaped is never returned.
+ *
+ * Return: the range with a reference (drop it with mmu_tracked_range_put()),
+ * or NULL.
+ */
+struct mmu_tracked_range *mmu_range_tracker_lookup(struct mmu_range_tracker *t,
+						   unsigned long addr)
+{
+	struct mmu_tracked_range *r;
+
+	if (unlikely(READ_ONCE(t->dead)))
+		return NULL;
+	rcu_read_lock();
+	/* Freed only after a grace period: safe to touch until unlock (9). */
+	r = mrt_get_live(mtree_load(&t->ranges, addr));
+	rcu_read_unlock();
+	return r;
+}
+EXPORT_SYMBOL_GPL(mmu_range_tracker_lookup);
+
+/**
+ * mmu_range_tracker_fault - Find or create the live range covering an address
+ * @t: The tracker
+ * @addr: The faulting user address; need not be aligned
+ *
+ * The caller holds mmap_read_lock() (as hmm_range_fault() requires) and not
+ * the update lock: creating a range allocates. A new range covers the VMA
+ * containing @addr, or the aligned granule around @addr clipped to that VMA,
+ * further clipped so that it overlaps no live range. Never waits for the
+ * deferred work: a fault on the surviving part of a range whose reshape is
+ * still pending gets a new live range at once.
+ *
+ * Return: the range with a reference (drop it with mmu_tracked_range_put()),
+ * ERR_PTR(-EFAULT) if no VMA covers @addr or @addr is not a user address,
+ * ERR_PTR(-ENOMEM), ERR_PTR(-ESRCH) if the mm is exiting, or
+ * ERR_PTR(-ENODEV) after mmu_range_tracker_fini().
+ */
+struct mmu_tracked_range *mmu_range_tracker_fault(struct mmu_range_tracker *t,
+						  unsigned long addr)
+{
+	struct mmu_tracked_range *r, *new;
+	struct vm_area_struct *vma;
+	unsigned long start, end;
+	int ret;
+
+	if (unlikely(READ_ONCE(t->dead)))
+		return ERR_PTR(-ENODEV);
+	mmap_assert_locked(t->mm);
+	lockdep_assert_not_held(t->lock);
+
+	if (addr >= t->mm->task_size)
+		return ERR_PTR(-EFAULT);
+	r = mmu_range_tracker_lookup(t, addr);
+	if (r)
+		return r;
+
+	vma = vma_lookup(t->mm, addr);
+	if (!vma)
+		return ERR_PTR(-EFAULT);
+	start = vma->vm_start;
+	end = vma->vm_end;
+	if (t->granule_shift) {
+		unsigned long granule = 1UL << t->granule_shift;
+		unsigned long base = round_down(addr, granule);
+
+		start = max(start, base);
+		/* base + granule may wrap at the very top of a 64-bit space. */
+		if (base + granule > base)
+			end = min(end, base + granule);
+	}
+
+	/*
+	 * insert_nolock() needs mm_users (2). The caller holds the mmap_lock,
+	 * so our mmput must not be the one that runs exit_mmap(), which takes
+	 * it for write: mmput_async().
+	 */
+	if (!mmget_not_zero(t->mm))
+		return ERR_PTR(-ESRCH);
+	/* Allocate before taking tree_lock, outside the update lock (6). */
+	new = mrt_alloc_range(t);
+	if (!new) {
+		r = ERR_PTR(-ENOMEM);
+		goto out_mmput;
+	}
+
+	mutex_lock(&t->tree_lock);
+	if (t->dead) {
+		r = ERR_PTR(-ENODEV);
+		goto out_free;
+	}
+	/* Another fault may have won while we allocated. */
+	r = mrt_get_live(mtree_load(&t->ranges, addr));
+	if (r)
+		goto out_free;
+
+	mrt_clip(t, addr, &start, &end);
+	ret = mrt_publish(t, new, start, end);
+	if (ret) {
+		r = ERR_PTR(ret);
+		goto out_unlock;
+	}
+	/* One reference for the tree, one for the caller. */
+	refcount_inc(&new->refs);
+	r = new;
+	goto out_unlock;
+
+out_free:
+	mrt_free_range(new);
+out_unlock:
+	mutex_unlock(&t->tree_lock);
+out_mmput:
+	mmput_async(t->mm);
+	return r;
+}
+EXPORT_SYMBOL_GPL(mmu_range_tracker_fault);
+
+/**
+ * mmu_range_tracker_find - Find the first live range in an address span
+ * @t: The tracker
+ * @start: First address of the span
+ * @end: Exclusive end of the span
+ *
+ * Lock-free like mmu_range_tracker_lookup(). To walk every live range, call
+ * it again from the end of the range it returned.
+ *
+ * Return: the live range with the lowest address that intersects
+ * [@start, @end), with a reference, or NULL.
+ */
+struct mmu_tracked_range *mmu_range_tracker_find(struct mmu_range_tracker *t,
+						 unsigned long start,
+						 unsigned long end)
+{
+	struct mmu_tracked_range *r, *found = NULL;
+	unsigned long index = start;
+
+	if (unlikely(READ_ONCE(t->dead)) || start >= end)
+		return NULL;
+	rcu_read_lock();
+	mt_for_each(&t->ranges, r, index, end - 1) {
+		found = mrt_get_live(r);
+		if (found)
+			break;
+	}
+	rcu_read_unlock();
+	return found;
+}
+EXPORT_SYMBOL_GPL(mmu_range_tracker_find);
+
+/**
+ * mmu_tracked_range_read_retry - Check whether a device read is stale
+ * @r: The range the read went through
+ * @seq: What mmu_interval_read_begin(&@r->notifier) returned
+ *
+ * Call with the update lock held (mmu_range_tracker_lock()), and commit the
+ * device mappings under the same hold only if it returns false.
+ *
+ * Return: true if an invalidation hit @r since @seq was read, or if @r is no
+ * longer the range that receives invalidations for its addresses (it is
+ * being removed or reshaped); the caller retries with a range from
+ * mmu_range_tracker_fault().
+ */
+bool mmu_tracked_range_read_retry(struct mmu_tracked_range *r,
+				  unsigned long seq)
+{
+	lockdep_assert_held(r->tracker->lock);
+	return mrt_is_dying(r) || mmu_interval_read_retry(&r->notifier, seq);
+}
+EXPORT_SYMBOL_GPL(mmu_tracked_range_read_retry);
+
+/**
+ * mmu_range_tracker_remove_deferred - Stop tracking a range
+ * @r: The range
+ *
+ * Marks @r dying at once (lookups no longer return it, read_retry says
+ * stale) and leaves the removal of its notifier, the zap of any device
+ * mappings it still covers and the release of the tracker's reference to the
+ * deferred work. Callable from the invalidate callback and from atomic
+ * context, where mmu_interval_notifier_remove() would deadlock. Does not drop
+ * the caller's own reference.
+ */
+void mmu_range_tracker_remove_deferred(struct mmu_tracked_range *r)
+{
+	set_bit(MRT_DROP, &r->flags);
+	mrt_queue_dying(r);
+}
+EXPORT_SYMBOL_GPL(mmu_range_tracker_remove_deferred);
+
+/**
+ * mmu_range_tracker_synchronize - Wait for deferred removals and reshapes
+ * @t: The tracker
+ *
+ * The barrier: returns once every removal and reshape queued before the call
+ * is complete, and every range it released whose last reference is gone has
+ * been freed (RCU callbacks included). Sleeps; must not be called with the
+ * mmap_lock or the update lock held, nor from the invalidate callback: the
+ * deferred work takes both.
+ */
+void mmu_range_tracker_synchronize(struct mmu_range_tracker *t)
+{
+	might_sleep();
+	if (READ_ONCE(t->dead))
+		return;
+	might_lock_read(&t->mm->mmap_lock);
+	lockdep_assert_not_held(t->lock);
+	flush_work(&t->work);
+	rcu_barrier();
+}
+EXPORT_SYMBOL_GPL(mmu_range_tracker_synchronize);
+
+/**
+ * mmu_range_tracker_stats - Read the tracker's counters
+ * @t: The tracker
+ * @stats: Filled with the counters since init
+ */
+void mmu_range_tracker_stats(struct mmu_range_tracker *t,
+			     struct mmu_range_tracker_stats *stats)
+{
+	stats->created = atomic_long_read(&t->stats.created);
+	stats->split = atomic_long_read(&t->stats.split);
+	stats->shrunk = atomic_long_read(&t->stats.shrunk);
+	stats->removed = atomic_long_read(&t->stats.removed);
+	stats->invalidations = atomic_long_read(&t->stats.invalidations);
+}
+EXPORT_SYMBOL_GPL(mmu_range_tracker_stats);
+
+/**
+ * mmu_range_tracker_fini - Tear a tracker down
+ * @t: The tracker
+ *
+ * Removes every range (zapping their device mappings), waits for the
+ * deferred work, running callbacks and RCU frees, and drops the mm. After it
+ * returns no callback runs and nothing of the tracker is referenced: safe
+ * before module unload. References still held by other threads are waited
+ * for, with a warning every ten seconds. Works after the mm has exited; a
+ * second call does nothing. Must not be called with the mmap_lock or the
+ * update lock held.
+ */
+void mmu_range_tracker_fini(struct mmu_range_tracker *t)
+{
+	struct mmu_tracked_range *r;
+	unsigned long index = 0;
+	int left;
+
+	might_sleep();
+	if (READ_ONCE(t->dead))
+		return;
+	might_lock_read(&t->mm->mmap_lock);
+	lockdep_assert_not_held(t->lock);
+
+	/* Under tree_lock so that no fault or reshape creates a range after. */
+	mutex_lock(&t->tree_lock);
+	WRITE_ONCE(t->dead, true);
+	mt_for_each(&t->ranges, r, index, ULONG_MAX) {
+		set_bit(MRT_DROP, &r->flags);
+		mrt_queue_dying(r);
+	}
+	mutex_unlock(&t->tree_lock);
+
+	/*
+	 * Every range is on the pending list now; the work removes their
+	 * notifiers, so no invalidation can queue it again after this flush.
+	 */
+	flush_work(&t->work);
+
+	while ((left = atomic_read(&t->nr_ranges)) &&
+	       !wait_var_event_timeout(&t->nr_ranges,
+				       !atomic_read(&t->nr_ranges),
+				       MRT_FINI_WARN_INTERVAL))
+		pr_warn("mmu_range_tracker: fini waits for %d range(s) still referenced\n",
+			left);
+
+	mutex_lock(&t->tree_lock);
+	__mt_destroy(&t->ranges);
+	mutex_unlock(&t->tree_lock);
+	mmdrop(t->mm);
+}
+EXPORT_SYMBOL_GPL(mmu_range_tracker_fini);

@@ -1,0 +1,1094 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * KUnit tests for mmu_range_tracker, on real address spaces: the test thread
+ * gets an mm from kunit_vm_mmap() and unmaps with vm_munmap(), so every
+ * invalidation comes from the real mm code.
+ *
+ * A small software "device" mirrors the test mm: one flag per page of a
+ * window, set by mrt_test_commit() with the tracker's retry protocol and
+ * cleared by the invalidate callback. A stale device mapping is a flag left
+ * set on a page that the CPU no longer maps.
+ */
+#include <kunit/test.h>
+#include <linux/completion.h>
+#include <linux/delay.h>
+#include <linux/kthread.h>
+#include <linux/mm.h>
+#include <linux/mman.h>
+#include <linux/mmu_range_tracker.h>
+#include <linux/random.h>
+#include <linux/sched/mm.h>
+#include <linux/slab.h>
+
+#define MRT_TEST_MAX_SPANS	64
+
+struct mrt_test_dev {
+	struct mmu_range_tracker t;
+	/* The driver's update lock, shared with the tracker. */
+	struct mutex lock;
+	/* The device's page table: one flag per page of [base, base + size). */
+	unsigned long base;
+	unsigned long npages;
+	unsigned long *pt;
+	/* Invalidate callbacks, and ones that ran without the update lock. */
+	atomic_t invalidations;
+	atomic_t unlocked_invalidations;
+	atomic_t release_events;
+	/* alloc_range fails while set. */
+	bool fail_alloc;
+	/* Ranges the driver allocated and freed, and the last free's cookie. */
+	atomic_t allocated;
+	atomic_t freed;
+	unsigned long free_cookie;
+	bool free_before_gp;
+	/* See mrt_test_gate_close(). */
+	struct completion gate;
+};
+
+/* A driver structure embedding its tracked range. */
+struct mrt_test_range {
+	unsigned long magic;
+	struct mmu_tracked_range r;
+};
+
+#define MRT_TEST_MAGIC	0x6d72745fUL
+
+static struct mrt_test_dev *mrt_dev(struct mmu_range_tracker *t)
+{
+	return container_of(t, struct mrt_test_dev, t);
+}
+
+static bool mrt_test_invalidate(struct mmu_tracked_range *r,
+				const struct mmu_notifier_range *range)
+{
+	struct mrt_test_dev *dev = mrt_dev(r->tracker);
+	unsigned long start, end, addr;
+
+	atomic_inc(&dev->invalidations);
+	if (!mutex_is_locked(&dev->lock))
+		atomic_inc(&dev->unlocked_invalidations);
+	if (range->event == MMU_NOTIFY_RELEASE)
+		atomic_inc(&dev->release_events);
+
+	start = max3(range->start, mmu_tracked_range_start(r), dev->base);
+	end = min3(range->end, mmu_tracked_range_end(r),
+		   dev->base + dev->npages * PAGE_SIZE);
+	for (addr = start; addr < end; addr += PAGE_SIZE)
+		clear_bit((addr - dev->base) >> PAGE_SHIFT, dev->pt);
+	return true;
+}
+
+static struct mmu_tracked_range *mrt_test_alloc_range(struct mmu_range_tracker *t)
+{
+	struct mrt_test_dev *dev = mrt_dev(t);
+	struct mrt_test_range *tr;
+
+	if (READ_ONCE(dev->fail_alloc))
+		return NULL;
+	tr = kzalloc(sizeof(*tr), GFP_KERNEL);
+	if (!tr)
+		return NULL;
+	tr->magic = MRT_TEST_MAGIC;
+	atomic_inc(&dev->allocated);
+	return &tr->r;
+}
+
+static void mrt_test_free_range(struct mmu_tracked_range *r)
+{
+	struct mrt_test_range *tr = container_of(r, struct mrt_test_range, r);
+	struct mrt_test_dev *dev = mrt_dev(r->tracker);
+
+	if (dev->free_cookie && !poll_state_synchronize_rcu(dev->free_cookie))
+		dev->free_before_gp = true;
+	WARN_ON(tr->magic != MRT_TEST_MAGIC);
+	tr->magic = 0;
+	kfree(tr);
+	atomic_inc(&dev->freed);
+}
+
+static const struct mmu_range_tracker_ops mrt_test_ops = {
+	.invalidate = mrt_test_invalidate,
+};
+
+static const struct mmu_range_tracker_ops mrt_test_embed_ops = {
+	.invalidate = mrt_test_invalidate,
+	.alloc_range = mrt_test_alloc_range,
+	.free_range = mrt_test_free_range,
+};
+
+static void mrt_test_gate_open(struct mrt_test_dev *dev);
+
+static void mrt_test_fini_action(void *data)
+{
+	struct mrt_test_dev *dev = data;
+
+	/* A test that failed with the work held back must not hang fini. */
+	mrt_test_gate_open(dev);
+	/* Idempotent: tests that call it themselves are covered too. */
+	mmu_range_tracker_fini(&dev->t);
+}
+
+static unsigned long mrt_test_mmap(struct kunit *test, unsigned long npages)
+{
+	unsigned long addr;
+
+	addr = kunit_vm_mmap(test, NULL, 0, npages * PAGE_SIZE,
+			     PROT_READ | PROT_WRITE,
+			     MAP_ANONYMOUS | MAP_PRIVATE, 0);
+	KUNIT_ASSERT_NE_MSG(test, addr, 0, "kunit_vm_mmap failed");
+	KUNIT_ASSERT_FALSE(test, IS_ERR_VALUE(addr));
+	return addr;
+}
+
+/*
+ * A device mirroring current->mm through a tracker, with a page table over
+ * [base, base + npages pages). Torn down by a KUnit action even when an
+ * assertion fails, before the test's mm goes away.
+ */
+static struct mrt_test_dev *mrt_test_dev_create(struct kunit *test,
+						const struct mmu_range_tracker_ops *ops,
+						unsigned int granule_shift,
+						unsigned long base,
+						unsigned long npages)
+{
+	struct mrt_test_dev *dev;
+
+	dev = kunit_kzalloc(test, sizeof(*dev), GFP_KERNEL);
+	KUNIT_ASSERT_NOT_NULL(test, dev);
+	dev->pt = kunit_kcalloc(test, BITS_TO_LONGS(npages), sizeof(long),
+				GFP_KERNEL);
+	KUNIT_ASSERT_NOT_NULL(test, dev->pt);
+	dev->base = base;
+	dev->npages = npages;
+	mutex_init(&dev->lock);
+	KUNIT_ASSERT_EQ(test, mmu_range_tracker_init(&dev->t, current->mm, ops,
+						     &dev->lock, granule_shift),
+			0);
+	KUNIT_ASSERT_EQ(test, kunit_add_action_or_reset(test,
+							mrt_test_fini_action,
+							dev), 0);
+	return dev;
+}
+
+static struct mmu_tracked_range *mrt_test_fault(struct mrt_test_dev *dev,
+						unsigned long addr)
+{
+	struct mmu_tracked_range *r;
+
+	mmap_read_lock(dev->t.mm);
+	r = mmu_range_tracker_fault(&dev->t, addr);
+	mmap_read_unlock(dev->t.mm);
+	return r;
+}
+
+/*
+ * Map the page at @addr into the device the way a driver does: get the range,
+ * begin a read, (here hmm_range_fault() would run), then commit under the
+ * update lock unless the read is stale.
+ */
+static int mrt_test_commit(struct mrt_test_dev *dev, unsigned long addr)
+{
+	struct mmu_tracked_range *r;
+	unsigned long seq;
+	int tries;
+
+	for (tries = 0; tries < 100; tries++) {
+		r = mrt_test_fault(dev, addr);
+		if (IS_ERR(r))
+			return PTR_ERR(r);
+		seq = mmu_interval_read_begin(&r->notifier);
+		mmu_range_tracker_lock(&dev->t);
+		if (mmu_tracked_range_read_retry(r, seq)) {
+			mmu_range_tracker_unlock(&dev->t);
+			mmu_tracked_range_put(r);
+			continue;
+		}
+		set_bit((addr - dev->base) >> PAGE_SHIFT, dev->pt);
+		mmu_range_tracker_unlock(&dev->t);
+		mmu_tracked_range_put(r);
+		return 0;
+	}
+	return -EBUSY;
+}
+
+static bool mrt_test_mapped(struct mrt_test_dev *dev, unsigned long addr)
+{
+	return test_bit((addr - dev->base) >> PAGE_SHIFT, dev->pt);
+}
+
+struct mrt_span {
+	unsigned long start, end;
+};
+
+/* The live ranges intersecting [start, end), in address order. */
+static int mrt_test_spans(struct mrt_test_dev *dev, unsigned long start,
+			  unsigned long end, struct mrt_span *spans)
+{
+	struct mmu_tracked_range *r;
+	int n = 0;
+
+	while (n < MRT_TEST_MAX_SPANS &&
+	       (r = mmu_range_tracker_find(&dev->t, start, end))) {
+		spans[n].start = mmu_tracked_range_start(r);
+		spans[n].end = mmu_tracked_range_end(r);
+		start = spans[n].end;
+		mmu_tracked_range_put(r);
+		n++;
+	}
+	return n;
+}
+
+/*
+ * Hold the deferred work back, so that several invalidations hit a range
+ * before its reshape runs, and the state in between can be looked at.
+ */
+static void mrt_test_gate_close(struct mrt_test_dev *dev)
+{
+	init_completion(&dev->gate);
+	WRITE_ONCE(dev->t.test_gate, &dev->gate);
+}
+
+static void mrt_test_gate_open(struct mrt_test_dev *dev)
+{
+	if (!READ_ONCE(dev->t.test_gate))
+		return;
+	WRITE_ONCE(dev->t.test_gate, NULL);
+	complete_all(&dev->gate);
+}
+
+/* Expect a live range of exactly [start, end). */
+static void mrt_expect_span(struct kunit *test, struct mrt_span span,
+			    unsigned long start, unsigned long end)
+{
+	KUNIT_EXPECT_TRUE_MSG(test, span.start == start && span.end == end,
+			      "span [%#lx, %#lx), expected [%#lx, %#lx)",
+			      span.start, span.end, start, end);
+}
+
+/* --- creation --- */
+
+static void mrt_test_fault_covers_vma(struct kunit *test)
+{
+	unsigned long addr = mrt_test_mmap(test, 16);
+	struct mrt_test_dev *dev = mrt_test_dev_create(test, &mrt_test_ops, 0,
+						       addr, 16);
+	struct mmu_tracked_range *r, *r2;
+
+	r = mrt_test_fault(dev, addr + 3 * PAGE_SIZE);
+	KUNIT_ASSERT_FALSE(test, IS_ERR(r));
+	KUNIT_EXPECT_EQ(test, mmu_tracked_range_start(r), addr);
+	KUNIT_EXPECT_EQ(test, mmu_tracked_range_end(r), addr + 16 * PAGE_SIZE);
+
+	/* Faults elsewhere in the VMA reuse it; so does a lookup. */
+	r2 = mrt_test_fault(dev, addr + 15 * PAGE_SIZE + 17);
+	KUNIT_ASSERT_FALSE(test, IS_ERR(r2));
+	KUNIT_EXPECT_PTR_EQ(test, r2, r);
+	mmu_tracked_range_put(r2);
+	r2 = mmu_range_tracker_lookup(&dev->t, addr);
+	KUNIT_EXPECT_PTR_EQ(test, r2, r);
+	if (r2)
+		mmu_tracked_range_put(r2);
+	mmu_tracked_range_put(r);
+
+	KUNIT_EXPECT_NULL(test, mmu_range_tracker_lookup(&dev->t,
+							 addr + 16 * PAGE_SIZE));
+	KUNIT_EXPECT_EQ(test, atomic_long_read(&dev->t.stats.created), 1);
+}
+
+static void mrt_test_fault_granule(struct kunit *test)
+{
+	const unsigned int shift = PAGE_SHIFT + 2;
+	const unsigned long granule = 1UL << shift;
+	unsigned long addr = mrt_test_mmap(test, 13);
+	unsigned long end = addr + 13 * PAGE_SIZE;
+	struct mrt_test_dev *dev = mrt_test_dev_create(test, &mrt_test_ops,
+						       shift, addr, 13);
+	struct mrt_span spans[MRT_TEST_MAX_SPANS];
+	unsigned long a, expect_start, expect_end;
+	struct mmu_tracked_range *r;
+	int i, n;
+
+	for (a = addr; a < end; a += PAGE_SIZE) {
+		r = mrt_test_fault(dev, a);
+		KUNIT_ASSERT_FALSE(test, IS_ERR(r));
+		expect_start = max(addr, round_down(a, granule));
+		expect_end = min(end, round_down(a, granule) + granule);
+		KUNIT_EXPECT_EQ(test, mmu_tracked_range_start(r), expect_start);
+		KUNIT_EXPECT_EQ(test, mmu_tracked_range_end(r), expect_end);
+		mmu_tracked_range_put(r);
+	}
+	/* The granules tile the VMA exactly, with no overlap. */
+	n = mrt_test_spans(dev, addr, end, spans);
+	KUNIT_ASSERT_GE(test, n, 4);
+	mrt_expect_span(test, spans[0], addr, min(end, round_down(addr, granule) + granule));
+	for (i = 1; i < n; i++)
+		KUNIT_EXPECT_EQ(test, spans[i].start, spans[i - 1].end);
+	KUNIT_EXPECT_EQ(test, spans[n - 1].end, end);
+	KUNIT_EXPECT_EQ(test, atomic_long_read(&dev->t.stats.created), n);
+}
+
+static void mrt_test_adjacent_vmas(struct kunit *test)
+{
+	unsigned long addr = mrt_test_mmap(test, 8);
+	unsigned long mid = addr + 4 * PAGE_SIZE, res;
+	struct mrt_span spans[MRT_TEST_MAX_SPANS];
+	struct mrt_test_dev *dev;
+	struct mmu_tracked_range *r;
+
+	/* Replace the upper half by a read-only mapping: two VMAs that touch. */
+	res = vm_mmap(NULL, mid, 4 * PAGE_SIZE, PROT_READ,
+		      MAP_ANONYMOUS | MAP_PRIVATE | MAP_FIXED, 0);
+	KUNIT_ASSERT_EQ(test, res, mid);
+	dev = mrt_test_dev_create(test, &mrt_test_ops, 0, addr, 8);
+
+	r = mrt_test_fault(dev, mid);
+	KUNIT_ASSERT_FALSE(test, IS_ERR(r));
+	mmu_tracked_range_put(r);
+	r = mrt_test_fault(dev, mid - PAGE_SIZE);
+	KUNIT_ASSERT_FALSE(test, IS_ERR(r));
+	mmu_tracked_range_put(r);
+
+	KUNIT_ASSERT_EQ(test, mrt_test_spans(dev, addr, addr + 8 * PAGE_SIZE,
+					     spans), 2);
+	mrt_expect_span(test, spans[0], addr, mid);
+	mrt_expect_span(test, spans[1], mid, mid + 4 * PAGE_SIZE);
+}
+
+/* A new range is clipped so that it never overlaps a live one. */
+static void mrt_test_fault_clips_to_live(struct kunit *test)
+{
+	unsigned long addr = mrt_test_mmap(test, 8);
+	unsigned long mid = addr + 4 * PAGE_SIZE, res;
+	struct mrt_test_dev *dev = mrt_test_dev_create(test, &mrt_test_ops, 0,
+						       addr, 8);
+	struct mrt_span spans[MRT_TEST_MAX_SPANS];
+	struct mmu_tracked_range *r;
+	struct vm_area_struct *vma;
+
+	r = mrt_test_fault(dev, addr);
+	KUNIT_ASSERT_FALSE(test, IS_ERR(r));
+	mmu_tracked_range_put(r);
+	/* Shrink to the lower half, then map the upper half again. */
+	KUNIT_ASSERT_EQ(test, vm_munmap(mid, 4 * PAGE_SIZE), 0);
+	mmu_range_tracker_synchronize(&dev->t);
+	res = vm_mmap(NULL, mid, 4 * PAGE_SIZE, PROT_READ | PROT_WRITE,
+		      MAP_ANONYMOUS | MAP_PRIVATE | MAP_FIXED, 0);
+	KUNIT_ASSERT_EQ(test, res, mid);
+
+	/* The VMAs merged again: the new range must stop at the live one. */
+	mmap_read_lock(current->mm);
+	vma = vma_lookup(current->mm, mid);
+	KUNIT_EXPECT_TRUE(test, vma && vma->vm_start == addr);
+	mmap_read_unlock(current->mm);
+	r = mrt_test_fault(dev, mid + PAGE_SIZE);
+	KUNIT_ASSERT_FALSE(test, IS_ERR(r));
+	mmu_tracked_range_put(r);
+	KUNIT_ASSERT_EQ(test, mrt_test_spans(dev, addr, addr + 8 * PAGE_SIZE,
+					     spans), 2);
+	mrt_expect_span(test, spans[0], addr, mid);
+	mrt_expect_span(test, spans[1], mid, mid + 4 * PAGE_SIZE);
+}
+
+/* --- point 1: reshape on unmap --- */
+
+struct mrt_unmap_case {
+	const char *name;
+	unsigned long first, npages;	/* pages unmapped, of 16 */
+	int survivors;
+	struct mrt_span expect[2];	/* in pages */
+	int split, shrunk, removed;
+};
+
+static const struct mrt_unmap_case mrt_unmap_cases[] = {
+	{ "middle_splits", 6, 4, 2, { { 0, 6 }, { 10, 16 } }, 1, 0, 0 },
+	{ "low_edge_shrinks", 0, 5, 1, { { 5, 16 } }, 0, 1, 0 },
+	{ "high_edge_shrinks", 12, 4, 1, { { 0, 12 } }, 0, 1, 0 },
+	{ "all_removes", 0, 16, 0, { }, 0, 0, 1 },
+};
+
+static void mrt_unmap_case_desc(const struct mrt_unmap_case *c, char *desc)
+{
+	strscpy(desc, c->name, KUNIT_PARAM_DESC_SIZE);
+}
+
+KUNIT_ARRAY_PARAM(mrt_unmap, mrt_unmap_cases, mrt_unmap_case_desc);
+
+static void mrt_test_unmap_reshapes(struct kunit *test)
+{
+	const struct mrt_unmap_case *c = test->param_value;
+	unsigned long addr = mrt_test_mmap(test, 16);
+	struct mrt_test_dev *dev = mrt_test_dev_create(test, &mrt_test_ops, 0,
+						       addr, 16);
+	struct mrt_span spans[MRT_TEST_MAX_SPANS];
+	unsigned long a, hole = addr + c->first * PAGE_SIZE;
+	unsigned long hole_end = hole + c->npages * PAGE_SIZE;
+	int i;
+
+	for (a = addr; a < addr + 16 * PAGE_SIZE; a += PAGE_SIZE)
+		KUNIT_ASSERT_EQ(test, mrt_test_commit(dev, a), 0);
+
+	KUNIT_ASSERT_EQ(test, vm_munmap(hole, c->npages * PAGE_SIZE), 0);
+	/* The unmapped part was zapped synchronously, by the invalidation. */
+	for (a = hole; a < hole_end; a += PAGE_SIZE)
+		KUNIT_EXPECT_FALSE(test, mrt_test_mapped(dev, a));
+
+	mmu_range_tracker_synchronize(&dev->t);
+	KUNIT_ASSERT_EQ(test, mrt_test_spans(dev, addr, addr + 16 * PAGE_SIZE,
+					     spans), c->survivors);
+	for (i = 0; i < c->survivors; i++)
+		mrt_expect_span(test, spans[i],
+				addr + c->expect[i].start * PAGE_SIZE,
+				addr + c->expect[i].end * PAGE_SIZE);
+	/* Survivors kept their device mappings: they never went unwatched. */
+	for (a = addr; a < addr + 16 * PAGE_SIZE; a += PAGE_SIZE)
+		KUNIT_EXPECT_EQ(test, mrt_test_mapped(dev, a),
+				a < hole || a >= hole_end);
+	KUNIT_EXPECT_EQ(test, atomic_long_read(&dev->t.stats.split), c->split);
+	KUNIT_EXPECT_EQ(test, atomic_long_read(&dev->t.stats.shrunk), c->shrunk);
+	KUNIT_EXPECT_EQ(test, atomic_long_read(&dev->t.stats.removed), c->removed);
+	KUNIT_EXPECT_EQ(test, atomic_read(&dev->unlocked_invalidations), 0);
+}
+
+/* Two holes and an edge cut before the deferred work runs (hazard 7). */
+static void mrt_test_unmap_many_cuts(struct kunit *test)
+{
+	unsigned long addr = mrt_test_mmap(test, 16);
+	struct mrt_test_dev *dev = mrt_test_dev_create(test, &mrt_test_ops, 0,
+						       addr, 16);
+	struct mrt_span spans[MRT_TEST_MAX_SPANS];
+	struct mmu_tracked_range *r;
+
+	r = mrt_test_fault(dev, addr);
+	KUNIT_ASSERT_FALSE(test, IS_ERR(r));
+	mmu_tracked_range_put(r);
+	/* Hold back the work until every cut has happened. */
+	mrt_test_gate_close(dev);
+	KUNIT_EXPECT_EQ(test, vm_munmap(addr + 2 * PAGE_SIZE, PAGE_SIZE), 0);
+	KUNIT_EXPECT_EQ(test, vm_munmap(addr + 6 * PAGE_SIZE, 2 * PAGE_SIZE), 0);
+	KUNIT_EXPECT_EQ(test, vm_munmap(addr + 14 * PAGE_SIZE, 2 * PAGE_SIZE), 0);
+	KUNIT_EXPECT_EQ(test, atomic_read(&dev->invalidations), 3);
+	mrt_test_gate_open(dev);
+	mmu_range_tracker_synchronize(&dev->t);
+
+	KUNIT_ASSERT_EQ(test, mrt_test_spans(dev, addr, addr + 16 * PAGE_SIZE,
+					     spans), 3);
+	mrt_expect_span(test, spans[0], addr, addr + 2 * PAGE_SIZE);
+	mrt_expect_span(test, spans[1], addr + 3 * PAGE_SIZE, addr + 6 * PAGE_SIZE);
+	mrt_expect_span(test, spans[2], addr + 8 * PAGE_SIZE, addr + 14 * PAGE_SIZE);
+}
+
+/*
+ * From the invalidation on, a still-mapped part of a cut range is watched:
+ * while the reshape is held back, the old notifier still delivers; after it,
+ * the survivor does.
+ */
+static void mrt_test_unmap_no_window(struct kunit *test)
+{
+	unsigned long addr = mrt_test_mmap(test, 16);
+	struct mrt_test_dev *dev = mrt_test_dev_create(test, &mrt_test_ops, 0,
+						       addr, 16);
+	unsigned long a;
+	int before;
+
+	for (a = addr; a < addr + 16 * PAGE_SIZE; a += PAGE_SIZE)
+		KUNIT_ASSERT_EQ(test, mrt_test_commit(dev, a), 0);
+
+	mrt_test_gate_close(dev);
+	KUNIT_ASSERT_EQ(test, vm_munmap(addr + 6 * PAGE_SIZE, 4 * PAGE_SIZE), 0);
+	/* The reshape is pending: unmap a page of each survivor-to-be. */
+	before = atomic_read(&dev->invalidations);
+	KUNIT_EXPECT_EQ(test, vm_munmap(addr + 2 * PAGE_SIZE, PAGE_SIZE), 0);
+	KUNIT_EXPECT_EQ(test, vm_munmap(addr + 12 * PAGE_SIZE, PAGE_SIZE), 0);
+	KUNIT_EXPECT_GE(test, atomic_read(&dev->invalidations), before + 2);
+	KUNIT_EXPECT_FALSE(test, mrt_test_mapped(dev, addr + 2 * PAGE_SIZE));
+	KUNIT_EXPECT_FALSE(test, mrt_test_mapped(dev, addr + 12 * PAGE_SIZE));
+	/* The other pages of the survivors-to-be are still mapped. */
+	KUNIT_EXPECT_TRUE(test, mrt_test_mapped(dev, addr + 4 * PAGE_SIZE));
+	KUNIT_EXPECT_TRUE(test, mrt_test_mapped(dev, addr + 14 * PAGE_SIZE));
+	mrt_test_gate_open(dev);
+
+	mmu_range_tracker_synchronize(&dev->t);
+	/* And after the reshape, the survivors deliver. */
+	KUNIT_EXPECT_TRUE(test, mrt_test_mapped(dev, addr + 4 * PAGE_SIZE));
+	KUNIT_EXPECT_EQ(test, vm_munmap(addr + 4 * PAGE_SIZE, PAGE_SIZE), 0);
+	KUNIT_EXPECT_FALSE(test, mrt_test_mapped(dev, addr + 4 * PAGE_SIZE));
+	KUNIT_EXPECT_TRUE(test, mrt_test_mapped(dev, addr + 14 * PAGE_SIZE));
+	KUNIT_EXPECT_EQ(test, vm_munmap(addr + 14 * PAGE_SIZE, PAGE_SIZE), 0);
+	KUNIT_EXPECT_FALSE(test, mrt_test_mapped(dev, addr + 14 * PAGE_SIZE));
+}
+
+/* munmap, then new memory at the same address: no stale device mapping. */
+static void mrt_test_unmap_remap_no_stale(struct kunit *test)
+{
+	unsigned long addr = mrt_test_mmap(test, 8);
+	struct mrt_test_dev *dev = mrt_test_dev_create(test, &mrt_test_ops, 0,
+						       addr, 8);
+	unsigned long a, res;
+
+	for (a = addr; a < addr + 8 * PAGE_SIZE; a += PAGE_SIZE)
+		KUNIT_ASSERT_EQ(test, mrt_test_commit(dev, a), 0);
+	KUNIT_ASSERT_EQ(test, vm_munmap(addr, 8 * PAGE_SIZE), 0);
+	res = vm_mmap(NULL, addr, 8 * PAGE_SIZE, PROT_READ | PROT_WRITE,
+		      MAP_ANONYMOUS | MAP_PRIVATE | MAP_FIXED, 0);
+	KUNIT_ASSERT_EQ(test, res, addr);
+	for (a = addr; a < addr + 8 * PAGE_SIZE; a += PAGE_SIZE)
+		KUNIT_EXPECT_FALSE(test, mrt_test_mapped(dev, a));
+	mmu_range_tracker_synchronize(&dev->t);
+	for (a = addr; a < addr + 8 * PAGE_SIZE; a += PAGE_SIZE)
+		KUNIT_EXPECT_FALSE(test, mrt_test_mapped(dev, a));
+	/* The new memory is tracked again on the next fault. */
+	KUNIT_EXPECT_EQ(test, mrt_test_commit(dev, addr + PAGE_SIZE), 0);
+	KUNIT_EXPECT_TRUE(test, mrt_test_mapped(dev, addr + PAGE_SIZE));
+}
+
+/* --- point 2: read_retry for removed and reshaped ranges --- */
+
+static void mrt_test_read_retry_after_remove(struct kunit *test)
+{
+	unsigned long addr = mrt_test_mmap(test, 4);
+	struct mrt_test_dev *dev = mrt_test_dev_create(test, &mrt_test_ops, 0,
+						       addr, 4);
+	struct mmu_tracked_range *r;
+	unsigned long seq;
+
+	r = mrt_test_fault(dev, addr);
+	KUNIT_ASSERT_FALSE(test, IS_ERR(r));
+	seq = mmu_interval_read_begin(&r->notifier);
+	mmu_range_tracker_lock(&dev->t);
+	KUNIT_EXPECT_FALSE(test, mmu_tracked_range_read_retry(r, seq));
+	mmu_range_tracker_unlock(&dev->t);
+
+	/* No invalidation moves the sequence, yet the read is stale. */
+	mmu_range_tracker_remove_deferred(r);
+	mmu_range_tracker_lock(&dev->t);
+	KUNIT_EXPECT_TRUE(test, mmu_tracked_range_read_retry(r, seq));
+	mmu_range_tracker_unlock(&dev->t);
+	mmu_range_tracker_synchronize(&dev->t);
+	mmu_range_tracker_lock(&dev->t);
+	KUNIT_EXPECT_TRUE(test, mmu_tracked_range_read_retry(r, seq));
+	mmu_range_tracker_unlock(&dev->t);
+	mmu_tracked_range_put(r);
+	KUNIT_EXPECT_NULL(test, mmu_range_tracker_lookup(&dev->t, addr));
+}
+
+static void mrt_test_read_retry_after_reshape(struct kunit *test)
+{
+	unsigned long addr = mrt_test_mmap(test, 8);
+	struct mrt_test_dev *dev = mrt_test_dev_create(test, &mrt_test_ops, 0,
+						       addr, 8);
+	struct mmu_tracked_range *r;
+	unsigned long seq;
+
+	r = mrt_test_fault(dev, addr);
+	KUNIT_ASSERT_FALSE(test, IS_ERR(r));
+	mmu_range_tracker_synchronize(&dev->t);
+	/* Begin after the last invalidation the range will ever see. */
+	KUNIT_ASSERT_EQ(test, vm_munmap(addr + 7 * PAGE_SIZE, PAGE_SIZE), 0);
+	mmu_range_tracker_synchronize(&dev->t);
+	seq = mmu_interval_read_begin(&r->notifier);
+	mmu_range_tracker_lock(&dev->t);
+	KUNIT_EXPECT_TRUE(test, mmu_tracked_range_read_retry(r, seq));
+	mmu_range_tracker_unlock(&dev->t);
+	mmu_tracked_range_put(r);
+}
+
+/* The driver's commit of a page of a removed range is zapped for good. */
+static void mrt_test_remove_deferred_zaps(struct kunit *test)
+{
+	unsigned long addr = mrt_test_mmap(test, 4);
+	struct mrt_test_dev *dev = mrt_test_dev_create(test, &mrt_test_ops, 0,
+						       addr, 4);
+	struct mmu_tracked_range *r;
+
+	KUNIT_ASSERT_EQ(test, mrt_test_commit(dev, addr), 0);
+	r = mmu_range_tracker_lookup(&dev->t, addr);
+	KUNIT_ASSERT_NOT_NULL(test, r);
+	mmu_range_tracker_remove_deferred(r);
+	mmu_tracked_range_put(r);
+	mmu_range_tracker_synchronize(&dev->t);
+	KUNIT_EXPECT_FALSE(test, mrt_test_mapped(dev, addr));
+	KUNIT_EXPECT_EQ(test, atomic_long_read(&dev->t.stats.removed), 1);
+}
+
+/* --- point 3: lookup and fault while a reshape is pending --- */
+
+static void mrt_test_fault_while_pending(struct kunit *test)
+{
+	unsigned long addr = mrt_test_mmap(test, 16);
+	struct mrt_test_dev *dev = mrt_test_dev_create(test, &mrt_test_ops, 0,
+						       addr, 16);
+	struct mrt_span spans[MRT_TEST_MAX_SPANS];
+	struct mmu_tracked_range *r;
+	int n;
+
+	r = mrt_test_fault(dev, addr);
+	KUNIT_ASSERT_FALSE(test, IS_ERR(r));
+	mmu_tracked_range_put(r);
+
+	mrt_test_gate_close(dev);
+	KUNIT_ASSERT_EQ(test, vm_munmap(addr + 6 * PAGE_SIZE, 4 * PAGE_SIZE), 0);
+	/* Dying: never returned by a lookup, survivors not in yet. */
+	KUNIT_EXPECT_NULL(test, mmu_range_tracker_lookup(&dev->t, addr));
+	KUNIT_EXPECT_NULL(test, mmu_range_tracker_lookup(&dev->t,
+							 addr + 12 * PAGE_SIZE));
+
+	/* The fault does not wait for the held-back work: a live range now. */
+	r = mrt_test_fault(dev, addr + 12 * PAGE_SIZE);
+	KUNIT_ASSERT_FALSE(test, IS_ERR(r));
+	KUNIT_EXPECT_EQ(test, mmu_tracked_range_start(r), addr + 10 * PAGE_SIZE);
+	KUNIT_EXPECT_EQ(test, mmu_tracked_range_end(r), addr + 16 * PAGE_SIZE);
+	mmu_tracked_range_put(r);
+	r = mmu_range_tracker_lookup(&dev->t, addr + 11 * PAGE_SIZE);
+	KUNIT_EXPECT_NOT_NULL(test, r);
+	if (r)
+		mmu_tracked_range_put(r);
+	mrt_test_gate_open(dev);
+
+	mmu_range_tracker_synchronize(&dev->t);
+	n = mrt_test_spans(dev, addr, addr + 16 * PAGE_SIZE, spans);
+	KUNIT_ASSERT_EQ(test, n, 2);
+	mrt_expect_span(test, spans[0], addr, addr + 6 * PAGE_SIZE);
+	mrt_expect_span(test, spans[1], addr + 10 * PAGE_SIZE, addr + 16 * PAGE_SIZE);
+}
+
+/* --- point 4: RCU-deferred free --- */
+
+static void mrt_test_free_after_grace_period(struct kunit *test)
+{
+	unsigned long addr = mrt_test_mmap(test, 4);
+	struct mrt_test_dev *dev = mrt_test_dev_create(test, &mrt_test_embed_ops,
+						       0, addr, 4);
+	struct mmu_tracked_range *r;
+
+	r = mrt_test_fault(dev, addr);
+	KUNIT_ASSERT_FALSE(test, IS_ERR(r));
+	KUNIT_EXPECT_EQ(test, container_of(r, struct mrt_test_range, r)->magic,
+			MRT_TEST_MAGIC);
+	mmu_range_tracker_remove_deferred(r);
+	mmu_range_tracker_synchronize(&dev->t);
+	KUNIT_EXPECT_EQ(test, atomic_read(&dev->freed), 0);
+	/* Ours is the last reference: the free must wait a grace period. */
+	dev->free_cookie = get_state_synchronize_rcu();
+	mmu_tracked_range_put(r);
+	mmu_range_tracker_synchronize(&dev->t);
+	KUNIT_EXPECT_EQ(test, atomic_read(&dev->freed), 1);
+	KUNIT_EXPECT_FALSE(test, dev->free_before_gp);
+}
+
+/* --- point 5: allocation failure during a split --- */
+
+static void mrt_test_split_alloc_failure(struct kunit *test)
+{
+	unsigned long addr = mrt_test_mmap(test, 16);
+	struct mrt_test_dev *dev = mrt_test_dev_create(test, &mrt_test_embed_ops,
+						       0, addr, 16);
+	struct mmu_tracked_range *r;
+	unsigned long a;
+
+	for (a = addr; a < addr + 16 * PAGE_SIZE; a += PAGE_SIZE)
+		KUNIT_ASSERT_EQ(test, mrt_test_commit(dev, a), 0);
+	WRITE_ONCE(dev->fail_alloc, true);
+	KUNIT_ASSERT_EQ(test, vm_munmap(addr + 6 * PAGE_SIZE, 4 * PAGE_SIZE), 0);
+	mmu_range_tracker_synchronize(&dev->t);
+
+	/* No survivor: nothing tracked, and nothing left mapped unwatched. */
+	KUNIT_EXPECT_NULL(test, mmu_range_tracker_find(&dev->t, addr,
+						       addr + 16 * PAGE_SIZE));
+	for (a = addr; a < addr + 16 * PAGE_SIZE; a += PAGE_SIZE)
+		KUNIT_EXPECT_FALSE(test, mrt_test_mapped(dev, a));
+	/* A fault meanwhile reports the failure... */
+	r = mrt_test_fault(dev, addr);
+	KUNIT_EXPECT_TRUE(test, IS_ERR(r) && PTR_ERR(r) == -ENOMEM);
+
+	/* ...and recreates the coverage once memory is back. */
+	WRITE_ONCE(dev->fail_alloc, false);
+	KUNIT_EXPECT_EQ(test, mrt_test_commit(dev, addr + PAGE_SIZE), 0);
+	r = mmu_range_tracker_lookup(&dev->t, addr);
+	KUNIT_ASSERT_NOT_NULL(test, r);
+	KUNIT_EXPECT_EQ(test, mmu_tracked_range_start(r), addr);
+	KUNIT_EXPECT_EQ(test, mmu_tracked_range_end(r), addr + 6 * PAGE_SIZE);
+	mmu_tracked_range_put(r);
+}
+
+/* --- point 6: mm exit with live ranges --- */
+
+struct mrt_exit_ctx {
+	struct kunit *test;
+	struct mrt_test_dev *dev;
+	bool inited;
+	int faulted;
+	struct completion done;
+};
+
+/*
+ * Runs in a thread of its own with an mm of its own (kunit_vm_mmap()
+ * attaches one to current), which exits with the thread.
+ */
+static int mrt_exit_thread(void *data)
+{
+	struct mrt_exit_ctx *ctx = data;
+	struct mrt_test_dev *dev = ctx->dev;
+	unsigned long addr;
+	int i;
+
+	addr = kunit_vm_mmap(ctx->test, NULL, 0, 64 * PAGE_SIZE,
+			     PROT_READ | PROT_WRITE,
+			     MAP_ANONYMOUS | MAP_PRIVATE, 0);
+	if (!addr || IS_ERR_VALUE(addr))
+		goto out;
+	dev->base = addr;
+	if (mmu_range_tracker_init(&dev->t, current->mm, &mrt_test_embed_ops,
+				   &dev->lock, PAGE_SHIFT + 2))
+		goto out;
+	ctx->inited = true;
+	for (i = 0; i < 64; i += 4)
+		if (!mrt_test_commit(dev, addr + i * PAGE_SIZE))
+			ctx->faulted++;
+out:
+	complete(&ctx->done);
+	return 0;
+}
+
+static void mrt_test_mm_exit(struct kunit *test)
+{
+	struct mrt_test_dev *dev;
+	struct mrt_exit_ctx ctx = { .test = test };
+	struct task_struct *task;
+	int i;
+
+	dev = kunit_kzalloc(test, sizeof(*dev), GFP_KERNEL);
+	KUNIT_ASSERT_NOT_NULL(test, dev);
+	dev->pt = kunit_kcalloc(test, 1, sizeof(long), GFP_KERNEL);
+	KUNIT_ASSERT_NOT_NULL(test, dev->pt);
+	dev->npages = 64;
+	mutex_init(&dev->lock);
+	ctx.dev = dev;
+	init_completion(&ctx.done);
+
+	task = kthread_run(mrt_exit_thread, &ctx, "mrt_exit");
+	KUNIT_ASSERT_FALSE(test, IS_ERR(task));
+	wait_for_completion(&ctx.done);
+	KUNIT_ASSERT_TRUE(test, ctx.inited);
+	KUNIT_ASSERT_EQ(test, kunit_add_action_or_reset(test,
+							mrt_test_fini_action,
+							dev), 0);
+	KUNIT_ASSERT_EQ(test, ctx.faulted, 16);
+	KUNIT_ASSERT_EQ(test, atomic_read(&dev->allocated), 16);
+
+	/* The thread exits, its mm with it: wait for the RELEASE. */
+	for (i = 0; i < 250 && atomic_read(&dev->release_events) < 16; i++)
+		msleep(20);
+	KUNIT_EXPECT_EQ(test, atomic_read(&dev->release_events), 16);
+	KUNIT_EXPECT_EQ(test, dev->pt[0], 0);
+
+	mmu_range_tracker_synchronize(&dev->t);
+	KUNIT_EXPECT_NULL(test, mmu_range_tracker_find(&dev->t, 0, ULONG_MAX));
+	KUNIT_EXPECT_EQ(test, atomic_read(&dev->freed), 16);
+	KUNIT_EXPECT_EQ(test, atomic_read(&dev->t.nr_ranges), 0);
+	/* fini still works, and a second one does nothing. */
+	mmu_range_tracker_fini(&dev->t);
+	mmu_range_tracker_fini(&dev->t);
+}
+
+/* --- point 7: bad input --- */
+
+static void mrt_test_bad_init(struct kunit *test)
+{
+	static const struct mmu_range_tracker_ops no_invalidate = { };
+	static const struct mmu_range_tracker_ops half_embed = {
+		.invalidate = mrt_test_invalidate,
+		.alloc_range = mrt_test_alloc_range,
+	};
+	struct mmu_range_tracker t;
+	struct mm_struct *mm;
+
+	mrt_test_mmap(test, 1);
+	mm = current->mm;
+	KUNIT_EXPECT_EQ(test, mmu_range_tracker_init(&t, mm, NULL, NULL, 0),
+			-EINVAL);
+	KUNIT_EXPECT_EQ(test, mmu_range_tracker_init(&t, mm, &no_invalidate,
+						     NULL, 0), -EINVAL);
+	KUNIT_EXPECT_EQ(test, mmu_range_tracker_init(&t, mm, &half_embed,
+						     NULL, 0), -EINVAL);
+	KUNIT_EXPECT_EQ(test, mmu_range_tracker_init(&t, NULL, &mrt_test_ops,
+						     NULL, 0), -EINVAL);
+	KUNIT_EXPECT_EQ(test, mmu_range_tracker_init(&t, mm, &mrt_test_ops,
+						     NULL, PAGE_SHIFT - 1),
+			-EINVAL);
+	KUNIT_EXPECT_EQ(test, mmu_range_tracker_init(&t, mm, &mrt_test_ops,
+						     NULL, BITS_PER_LONG),
+			-EINVAL);
+}
+
+static void mrt_test_bad_addresses(struct kunit *test)
+{
+	unsigned long addr = mrt_test_mmap(test, 4);
+	struct mrt_test_dev *dev = mrt_test_dev_create(test, &mrt_test_ops, 0,
+						       addr, 4);
+	struct mmu_tracked_range *r;
+
+	/* No VMA. */
+	r = mrt_test_fault(dev, addr + 4 * PAGE_SIZE);
+	KUNIT_EXPECT_TRUE(test, IS_ERR(r) && PTR_ERR(r) == -EFAULT);
+	r = mrt_test_fault(dev, 0);
+	KUNIT_EXPECT_TRUE(test, IS_ERR(r) && PTR_ERR(r) == -EFAULT);
+	/* Kernel addresses. */
+	r = mrt_test_fault(dev, (unsigned long)dev);
+	KUNIT_EXPECT_TRUE(test, IS_ERR(r) && PTR_ERR(r) == -EFAULT);
+	r = mrt_test_fault(dev, ULONG_MAX);
+	KUNIT_EXPECT_TRUE(test, IS_ERR(r) && PTR_ERR(r) == -EFAULT);
+	KUNIT_EXPECT_NULL(test, mmu_range_tracker_lookup(&dev->t, ULONG_MAX));
+	/* An unaligned address is fine: the range covers it. */
+	r = mrt_test_fault(dev, addr + PAGE_SIZE + 123);
+	KUNIT_ASSERT_FALSE(test, IS_ERR(r));
+	KUNIT_EXPECT_EQ(test, mmu_tracked_range_start(r), addr);
+	mmu_tracked_range_put(r);
+	KUNIT_EXPECT_EQ(test, atomic_long_read(&dev->t.stats.created), 1);
+}
+
+static void mrt_test_use_after_fini(struct kunit *test)
+{
+	unsigned long addr = mrt_test_mmap(test, 4);
+	struct mrt_test_dev *dev = mrt_test_dev_create(test, &mrt_test_ops, 0,
+						       addr, 4);
+	struct mmu_tracked_range *r;
+
+	KUNIT_ASSERT_EQ(test, mrt_test_commit(dev, addr), 0);
+	mmu_range_tracker_fini(&dev->t);
+	/* fini zapped what the device had mapped. */
+	KUNIT_EXPECT_FALSE(test, mrt_test_mapped(dev, addr));
+	r = mrt_test_fault(dev, addr);
+	KUNIT_EXPECT_TRUE(test, IS_ERR(r) && PTR_ERR(r) == -ENODEV);
+	KUNIT_EXPECT_NULL(test, mmu_range_tracker_lookup(&dev->t, addr));
+	KUNIT_EXPECT_NULL(test, mmu_range_tracker_find(&dev->t, 0, ULONG_MAX));
+	mmu_range_tracker_synchronize(&dev->t);
+	mmu_range_tracker_fini(&dev->t);
+	/* The notifier is gone: an unmap now calls nobody. */
+	KUNIT_EXPECT_EQ(test, vm_munmap(addr, 4 * PAGE_SIZE), 0);
+	KUNIT_EXPECT_EQ(test, atomic_read(&dev->invalidations), 1);
+}
+
+struct mrt_fini_ctx {
+	struct mrt_test_dev *dev;
+	struct completion done;
+};
+
+static int mrt_fini_thread(void *data)
+{
+	struct mrt_fini_ctx *ctx = data;
+
+	mmu_range_tracker_fini(&ctx->dev->t);
+	complete(&ctx->done);
+	return 0;
+}
+
+/* fini with a reference held elsewhere waits for it, then completes. */
+static void mrt_test_fini_waits_for_references(struct kunit *test)
+{
+	unsigned long addr = mrt_test_mmap(test, 4);
+	struct mrt_test_dev *dev = mrt_test_dev_create(test, &mrt_test_embed_ops,
+						       0, addr, 4);
+	struct mrt_fini_ctx ctx = { .dev = dev };
+	struct mmu_tracked_range *r;
+	struct task_struct *task;
+
+	r = mrt_test_fault(dev, addr);
+	KUNIT_ASSERT_FALSE(test, IS_ERR(r));
+	init_completion(&ctx.done);
+	task = kthread_run(mrt_fini_thread, &ctx, "mrt_fini");
+	KUNIT_ASSERT_FALSE(test, IS_ERR(task));
+
+	KUNIT_EXPECT_FALSE(test, wait_for_completion_timeout(&ctx.done,
+							     msecs_to_jiffies(200)));
+	/* The range is dead but its memory is still ours. */
+	KUNIT_EXPECT_EQ(test, container_of(r, struct mrt_test_range, r)->magic,
+			MRT_TEST_MAGIC);
+	KUNIT_EXPECT_EQ(test, atomic_read(&dev->freed), 0);
+	mmu_tracked_range_put(r);
+	KUNIT_EXPECT_TRUE(test, wait_for_completion_timeout(&ctx.done,
+							    msecs_to_jiffies(10000)));
+	KUNIT_EXPECT_EQ(test, atomic_read(&dev->freed), 1);
+}
+
+/* --- scale and concurrency --- */
+
+static void mrt_test_many_vmas(struct kunit *test, unsigned int nr)
+{
+	unsigned long addr = mrt_test_mmap(test, 2 * nr);
+	struct mrt_test_dev *dev;
+	struct mmu_tracked_range *r;
+	unsigned int i;
+
+	/* Every other page unmapped: nr one-page VMAs that cannot merge. */
+	for (i = 0; i < nr; i++)
+		KUNIT_ASSERT_EQ(test, vm_munmap(addr + (2 * i + 1) * PAGE_SIZE,
+						PAGE_SIZE), 0);
+	dev = mrt_test_dev_create(test, &mrt_test_embed_ops, 0, addr, 2 * nr);
+	for (i = 0; i < nr; i++) {
+		r = mrt_test_fault(dev, addr + 2 * i * PAGE_SIZE);
+		KUNIT_ASSERT_FALSE(test, IS_ERR(r));
+		KUNIT_EXPECT_EQ(test, mmu_tracked_range_end(r) -
+				mmu_tracked_range_start(r), PAGE_SIZE);
+		mmu_tracked_range_put(r);
+	}
+	KUNIT_EXPECT_EQ(test, atomic_long_read(&dev->t.stats.created), nr);
+	for (i = 0; i < nr; i += 97) {
+		r = mmu_range_tracker_lookup(&dev->t, addr + 2 * i * PAGE_SIZE);
+		KUNIT_EXPECT_NOT_NULL(test, r);
+		if (r)
+			mmu_tracked_range_put(r);
+	}
+	/* Half go by munmap, the rest by fini, which destroys the tree. */
+	KUNIT_ASSERT_EQ(test, vm_munmap(addr, nr * PAGE_SIZE), 0);
+	mmu_range_tracker_synchronize(&dev->t);
+	KUNIT_EXPECT_EQ(test, atomic_read(&dev->freed), nr / 2);
+	mmu_range_tracker_fini(&dev->t);
+	KUNIT_EXPECT_EQ(test, atomic_read(&dev->freed), nr);
+}
+
+static void mrt_test_1200_vmas(struct kunit *test)
+{
+	mrt_test_many_vmas(test, 1200);
+}
+
+/* More than enough for a three-level RCU maple tree (hazard 11). */
+static void mrt_test_5200_vmas(struct kunit *test)
+{
+	mrt_test_many_vmas(test, 5200);
+}
+
+struct mrt_race_ctx {
+	struct mrt_test_dev *dev;
+	struct mm_struct *mm;
+	unsigned long addr, npages;
+	atomic_t stop;
+	unsigned long faults, errors, bad;
+	struct completion done;
+};
+
+static int mrt_race_thread(void *data)
+{
+	struct mrt_race_ctx *ctx = data;
+	struct mmu_tracked_range *r;
+	unsigned long a;
+
+	kthread_use_mm(ctx->mm);
+	while (!atomic_read(&ctx->stop)) {
+		a = ctx->addr + get_random_u32_below(ctx->npages) * PAGE_SIZE;
+		r = mrt_test_fault(ctx->dev, a);
+		if (IS_ERR(r)) {
+			if (PTR_ERR(r) != -EFAULT)
+				ctx->bad++;
+			ctx->errors++;
+		} else {
+			if (a < mmu_tracked_range_start(r) ||
+			    a >= mmu_tracked_range_end(r))
+				ctx->bad++;
+			mmu_tracked_range_put(r);
+			ctx->faults++;
+		}
+		r = mmu_range_tracker_lookup(&ctx->dev->t, a);
+		if (r) {
+			if (a < mmu_tracked_range_start(r) ||
+			    a >= mmu_tracked_range_end(r))
+				ctx->bad++;
+			mmu_tracked_range_put(r);
+		}
+		cond_resched();
+	}
+	kthread_unuse_mm(ctx->mm);
+	complete(&ctx->done);
+	return 0;
+}
+
+/* A thread faults while the test unmaps and maps again. */
+static void mrt_test_fault_races_unmap(struct kunit *test)
+{
+	const unsigned long npages = 64;
+	unsigned long addr = mrt_test_mmap(test, npages), a, res, end;
+	struct mrt_test_dev *dev = mrt_test_dev_create(test, &mrt_test_embed_ops,
+						       0, addr, npages);
+	struct mrt_race_ctx ctx = {
+		.dev = dev, .mm = current->mm, .addr = addr, .npages = npages,
+	};
+	struct mrt_span spans[MRT_TEST_MAX_SPANS];
+	struct vm_area_struct *vma;
+	struct task_struct *task;
+	int i, n;
+
+	init_completion(&ctx.done);
+	task = kthread_run(mrt_race_thread, &ctx, "mrt_race");
+	KUNIT_ASSERT_FALSE(test, IS_ERR(task));
+	for (i = 0; i < 400; i++) {
+		a = addr + get_random_u32_below(npages - 4) * PAGE_SIZE;
+		n = 1 + get_random_u32_below(4);
+		vm_munmap(a, n * PAGE_SIZE);
+		if (i & 1) {
+			res = vm_mmap(NULL, a, n * PAGE_SIZE,
+				      PROT_READ | PROT_WRITE,
+				      MAP_ANONYMOUS | MAP_PRIVATE | MAP_FIXED, 0);
+			KUNIT_EXPECT_EQ(test, res, a);
+		}
+		if (!(i % 50))
+			msleep(20);
+	}
+	atomic_set(&ctx.stop, 1);
+	wait_for_completion(&ctx.done);
+	mmu_range_tracker_synchronize(&dev->t);
+
+	KUNIT_EXPECT_EQ(test, ctx.bad, 0);
+	KUNIT_EXPECT_GT(test, ctx.faults, 0);
+	kunit_info(test, "%lu faults, %lu on unmapped addresses\n",
+		   ctx.faults, ctx.errors);
+	/* At rest: no overlap, and every live range lies in mapped memory. */
+	n = mrt_test_spans(dev, addr, addr + npages * PAGE_SIZE, spans);
+	mmap_read_lock(current->mm);
+	for (i = 0; i < n; i++) {
+		if (i)
+			KUNIT_EXPECT_GE(test, spans[i].start, spans[i - 1].end);
+		for (a = spans[i].start; a < spans[i].end; a = end) {
+			vma = vma_lookup(current->mm, a);
+			KUNIT_EXPECT_NOT_NULL(test, vma);
+			if (!vma)
+				break;
+			end = vma->vm_end;
+		}
+	}
+	mmap_read_unlock(current->mm);
+}
+
+static struct kunit_case mrt_test_cases[] = {
+	KUNIT_CASE(mrt_test_fault_covers_vma),
+	KUNIT_CASE(mrt_test_fault_granule),
+	KUNIT_CASE(mrt_test_adjacent_vmas),
+	KUNIT_CASE(mrt_test_fault_clips_to_live),
+	KUNIT_CASE_PARAM(mrt_test_unmap_reshapes, mrt_unmap_gen_params),
+	KUNIT_CASE(mrt_test_unmap_many_cuts),
+	KUNIT_CASE(mrt_test_unmap_no_window),
+	KUNIT_CASE(mrt_test_unmap_remap_no_stale),
+	KUNIT_CASE(mrt_test_read_retry_after_remove),
+	KUNIT_CASE(mrt_test_read_retry_after_reshape),
+	KUNIT_CASE(mrt_test_remove_deferred_zaps),
+	KUNIT_CASE(mrt_test_fault_while_pending),
+	KUNIT_CASE(mrt_test_free_after_grace_period),
+	KUNIT_CASE(mrt_test_split_alloc_failure),
+	KUNIT_CASE(mrt_test_mm_exit),
+	KUNIT_CASE(mrt_test_bad_init),
+	KUNIT_CASE(mrt_test_bad_addresses),
+	KUNIT_CASE(mrt_test_use_after_fini),
+	KUNIT_CASE(mrt_test_fini_waits_for_references),
+	KUNIT_CASE(mrt_test_1200_vmas),
+	KUNIT_CASE_SLOW(mrt_test_5200_vmas),
+	KUNIT_CASE_SLOW(mrt_test_fault_races_unmap),
+	{}
+};
+
+static struct kunit_suite mrt_test_suite = {
+	.name = "mmu_range_tracker",
+	.test_cases = mrt_test_cases,
+};
+
+kunit_test_suite(mrt_test_suite);
+
+MODULE_DESCRIPTION("KUnit tests for mmu_range_tracker");
+MODULE_LICENSE("GPL");
