@@ -229,6 +229,33 @@ static void mrt_clip(struct mmu_range_tracker *t, unsigned long addr,
 	}
 }
 
+static unsigned long mrt_granule_index(struct mmu_range_tracker *t,
+				       unsigned long addr)
+{
+	return addr >> t->granule_shift;
+}
+
+/*
+ * Granule policy: make @r the granule's entry in the lookup cache, unless
+ * another live range of the same granule (a survivor of a cut) holds it;
+ * lookups of @r's addresses then take the maple tree. A failed store is
+ * harmless for the same reason. Ranges never span granules in this policy.
+ */
+static void mrt_granule_publish(struct mmu_range_tracker *t,
+				struct mmu_tracked_range *r)
+{
+	unsigned long index = mrt_granule_index(t, mmu_tracked_range_start(r));
+	struct mmu_tracked_range *old;
+
+	lockdep_assert_held(&t->tree_lock);
+	if (!t->granule_shift)
+		return;
+	old = xa_load(&t->granules, index);
+	if (old && !mrt_is_dying(old))
+		return;
+	xa_store(&t->granules, index, r, GFP_KERNEL);
+}
+
 /*
  * Create a live range over [start, end), which overlaps no live range, and
  * publish it. The caller holds tree_lock and an mm_users reference, and
@@ -259,6 +286,7 @@ static int mrt_publish(struct mmu_range_tracker *t,
 		goto err_free;
 	}
 	mas_store_prealloc(&mas, r);
+	mrt_granule_publish(t, r);
 	atomic_long_inc(&t->stats.created);
 	return 0;
 
@@ -349,6 +377,11 @@ static void mrt_erase(struct mmu_range_tracker *t, struct mmu_tracked_range *r)
 		if (entry == r)
 			mas_erase(&mas);
 	}
+	/* Storing NULL never allocates. */
+	if (t->granule_shift)
+		xa_cmpxchg(&t->granules,
+			   mrt_granule_index(t, mmu_tracked_range_start(r)), r,
+			   NULL, 0);
 }
 
 /*
@@ -511,6 +544,7 @@ int mmu_range_tracker_init(struct mmu_range_tracker *t, struct mm_struct *mm,
 	mt_init_flags(&t->ranges, MT_FLAGS_ALLOC_RANGE | MT_FLAGS_USE_RCU |
 				  MT_FLAGS_LOCK_EXTERN);
 	mt_set_external_lock(&t->ranges, &t->tree_lock);
+	xa_init(&t->granules);
 	spin_lock_init(&t->pending_lock);
 	INIT_LIST_HEAD(&t->pending);
 	INIT_WORK(&t->work, mrt_work);
@@ -535,8 +569,10 @@ EXPORT_SYMBOL_GPL(mmu_range_tracker_init);
  * @t: The tracker
  * @addr: A user address
  *
- * Lock-free: one RCU maple tree load and a reference increment. Needs no
- * mmap_lock and never creates a range. A range that is being removed or
+ * Lock-free: under the granule policy one xa_load() of the granule (as in
+ * mlx5 ODP's implicit mode), falling back to one RCU maple tree load when the
+ * granule holds several ranges; a maple tree load otherwise. Then a reference
+ * increment. Needs no mmap_lock and never creates a range. A range that is being removed or
  * reshaped is never returned.
  *
  * Return: the range with a reference (drop it with mmu_tracked_range_put()),
@@ -551,7 +587,17 @@ struct mmu_tracked_range *mmu_range_tracker_lookup(struct mmu_range_tracker *t,
 		return NULL;
 	rcu_read_lock();
 	/* Freed only after a grace period: safe to touch until unlock (9). */
+	if (t->granule_shift) {
+		r = xa_load(&t->granules, mrt_granule_index(t, addr));
+		if (r && addr >= mmu_tracked_range_start(r) &&
+		    addr < mmu_tracked_range_end(r)) {
+			r = mrt_get_live(r);
+			if (r)
+				goto out;
+		}
+	}
 	r = mrt_get_live(mtree_load(&t->ranges, addr));
+out:
 	rcu_read_unlock();
 	return r;
 }
@@ -747,12 +793,12 @@ void mmu_range_tracker_synchronize(struct mmu_range_tracker *t)
 EXPORT_SYMBOL_GPL(mmu_range_tracker_synchronize);
 
 /**
- * mmu_range_tracker_stats - Read the tracker's counters
+ * mmu_range_tracker_get_stats - Read the tracker's counters
  * @t: The tracker
  * @stats: Filled with the counters since init
  */
-void mmu_range_tracker_stats(struct mmu_range_tracker *t,
-			     struct mmu_range_tracker_stats *stats)
+void mmu_range_tracker_get_stats(struct mmu_range_tracker *t,
+				 struct mmu_range_tracker_stats *stats)
 {
 	stats->created = atomic_long_read(&t->stats.created);
 	stats->split = atomic_long_read(&t->stats.split);
@@ -760,7 +806,7 @@ void mmu_range_tracker_stats(struct mmu_range_tracker *t,
 	stats->removed = atomic_long_read(&t->stats.removed);
 	stats->invalidations = atomic_long_read(&t->stats.invalidations);
 }
-EXPORT_SYMBOL_GPL(mmu_range_tracker_stats);
+EXPORT_SYMBOL_GPL(mmu_range_tracker_get_stats);
 
 /**
  * mmu_range_tracker_fini - Tear a tracker down
@@ -810,6 +856,7 @@ void mmu_range_tracker_fini(struct mmu_range_tracker *t)
 
 	mutex_lock(&t->tree_lock);
 	__mt_destroy(&t->ranges);
+	xa_destroy(&t->granules);
 	mutex_unlock(&t->tree_lock);
 	mmdrop(t->mm);
 }

@@ -17,6 +17,7 @@
 #include <linux/spinlock.h>
 #include <linux/types.h>
 #include <linux/workqueue.h>
+#include <linux/xarray.h>
 
 struct mmu_range_tracker;
 
@@ -110,6 +111,13 @@ struct mmu_range_tracker {
 	 * path, so writers may allocate.
 	 */
 	struct mutex tree_lock;
+	/*
+	 * Granule policy only: granule index -> a live range in that granule,
+	 * the lock-free fast path of lookups (one xa_load(), as in mlx5 ODP).
+	 * A cache of ranges: lookups fall back to @ranges when it misses.
+	 * Written under tree_lock.
+	 */
+	struct xarray granules;
 	/* Ranges waiting for the deferred work, under pending_lock. */
 	spinlock_t pending_lock;
 	struct list_head pending;
@@ -146,8 +154,8 @@ void mmu_tracked_range_put(struct mmu_tracked_range *r);
 
 void mmu_range_tracker_remove_deferred(struct mmu_tracked_range *r);
 void mmu_range_tracker_synchronize(struct mmu_range_tracker *t);
-void mmu_range_tracker_stats(struct mmu_range_tracker *t,
-			     struct mmu_range_tracker_stats *stats);
+void mmu_range_tracker_get_stats(struct mmu_range_tracker *t,
+				 struct mmu_range_tracker_stats *stats);
 
 bool mmu_tracked_range_read_retry(struct mmu_tracked_range *r,
 				  unsigned long seq);
