@@ -12,6 +12,7 @@
 #include <kunit/test.h>
 #include <linux/completion.h>
 #include <linux/delay.h>
+#include <linux/interval_tree.h>
 #include <linux/kthread.h>
 #include <linux/mm.h>
 #include <linux/mman.h>
@@ -19,6 +20,7 @@
 #include <linux/random.h>
 #include <linux/sched/mm.h>
 #include <linux/slab.h>
+#include <linux/xarray.h>
 
 #define MRT_TEST_MAX_SPANS	64
 
@@ -211,6 +213,14 @@ static int mrt_test_commit(struct mrt_test_dev *dev, unsigned long addr)
 	return -EBUSY;
 }
 
+static struct mmu_range_tracker_stats mrt_test_stats(struct mrt_test_dev *dev)
+{
+	struct mmu_range_tracker_stats stats;
+
+	mmu_range_tracker_get_stats(&dev->t, &stats);
+	return stats;
+}
+
 static bool mrt_test_mapped(struct mrt_test_dev *dev, unsigned long addr)
 {
 	return test_bit((addr - dev->base) >> PAGE_SHIFT, dev->pt);
@@ -292,7 +302,7 @@ static void mrt_test_fault_covers_vma(struct kunit *test)
 
 	KUNIT_EXPECT_NULL(test, mmu_range_tracker_lookup(&dev->t,
 							 addr + 16 * PAGE_SIZE));
-	KUNIT_EXPECT_EQ(test, atomic_long_read(&dev->t.stats.created), 1);
+	KUNIT_EXPECT_EQ(test, mrt_test_stats(dev).created, 1);
 }
 
 static void mrt_test_fault_granule(struct kunit *test)
@@ -324,7 +334,7 @@ static void mrt_test_fault_granule(struct kunit *test)
 	for (i = 1; i < n; i++)
 		KUNIT_EXPECT_EQ(test, spans[i].start, spans[i - 1].end);
 	KUNIT_EXPECT_EQ(test, spans[n - 1].end, end);
-	KUNIT_EXPECT_EQ(test, atomic_long_read(&dev->t.stats.created), n);
+	KUNIT_EXPECT_EQ(test, mrt_test_stats(dev).created, n);
 }
 
 static void mrt_test_adjacent_vmas(struct kunit *test)
@@ -443,9 +453,9 @@ static void mrt_test_unmap_reshapes(struct kunit *test)
 	for (a = addr; a < addr + 16 * PAGE_SIZE; a += PAGE_SIZE)
 		KUNIT_EXPECT_EQ(test, mrt_test_mapped(dev, a),
 				a < hole || a >= hole_end);
-	KUNIT_EXPECT_EQ(test, atomic_long_read(&dev->t.stats.split), c->split);
-	KUNIT_EXPECT_EQ(test, atomic_long_read(&dev->t.stats.shrunk), c->shrunk);
-	KUNIT_EXPECT_EQ(test, atomic_long_read(&dev->t.stats.removed), c->removed);
+	KUNIT_EXPECT_EQ(test, mrt_test_stats(dev).split, c->split);
+	KUNIT_EXPECT_EQ(test, mrt_test_stats(dev).shrunk, c->shrunk);
+	KUNIT_EXPECT_EQ(test, mrt_test_stats(dev).removed, c->removed);
 	KUNIT_EXPECT_EQ(test, atomic_read(&dev->unlocked_invalidations), 0);
 }
 
@@ -607,7 +617,7 @@ static void mrt_test_remove_deferred_zaps(struct kunit *test)
 	mmu_tracked_range_put(r);
 	mmu_range_tracker_synchronize(&dev->t);
 	KUNIT_EXPECT_FALSE(test, mrt_test_mapped(dev, addr));
-	KUNIT_EXPECT_EQ(test, atomic_long_read(&dev->t.stats.removed), 1);
+	KUNIT_EXPECT_EQ(test, mrt_test_stats(dev).removed, 1);
 }
 
 /* --- point 3: lookup and fault while a reshape is pending --- */
@@ -843,7 +853,7 @@ static void mrt_test_bad_addresses(struct kunit *test)
 	KUNIT_ASSERT_FALSE(test, IS_ERR(r));
 	KUNIT_EXPECT_EQ(test, mmu_tracked_range_start(r), addr);
 	mmu_tracked_range_put(r);
-	KUNIT_EXPECT_EQ(test, atomic_long_read(&dev->t.stats.created), 1);
+	KUNIT_EXPECT_EQ(test, mrt_test_stats(dev).created, 1);
 }
 
 static void mrt_test_use_after_fini(struct kunit *test)
@@ -931,7 +941,7 @@ static void mrt_test_many_vmas(struct kunit *test, unsigned int nr)
 				mmu_tracked_range_start(r), PAGE_SIZE);
 		mmu_tracked_range_put(r);
 	}
-	KUNIT_EXPECT_EQ(test, atomic_long_read(&dev->t.stats.created), nr);
+	KUNIT_EXPECT_EQ(test, mrt_test_stats(dev).created, nr);
 	for (i = 0; i < nr; i += 97) {
 		r = mmu_range_tracker_lookup(&dev->t, addr + 2 * i * PAGE_SIZE);
 		KUNIT_EXPECT_NOT_NULL(test, r);
@@ -1057,6 +1067,136 @@ static void mrt_test_fault_races_unmap(struct kunit *test)
 	mmap_read_unlock(current->mm);
 }
 
+/* --- the lookup, against the baselines it is meant to match --- */
+
+struct mrt_itree_entry {
+	struct interval_tree_node node;
+	struct mmu_tracked_range *r;
+};
+
+#define MRT_BENCH_RANGES	1024
+#define MRT_BENCH_LOOKUPS	(64 * 1024)
+
+static const unsigned int mrt_bench_policies[] = { PAGE_SHIFT + 2, 0 };
+
+static void mrt_bench_policy_desc(const unsigned int *shift, char *desc)
+{
+	if (*shift)
+		snprintf(desc, KUNIT_PARAM_DESC_SIZE, "granule_%lu_pages",
+			 1UL << (*shift - PAGE_SHIFT));
+	else
+		strscpy(desc, "vma", KUNIT_PARAM_DESC_SIZE);
+}
+
+KUNIT_ARRAY_PARAM(mrt_bench, mrt_bench_policies, mrt_bench_policy_desc);
+
+/*
+ * mmu_range_tracker_lookup() against what the review held it to: mlx5 ODP's
+ * xa_load() of the range's index (plus the reference ODP then takes), and the
+ * driver-side mutex + interval tree search it replaces. 1024 ranges: 4-page
+ * granules of one VMA, or 1024 one-page VMAs. The same addresses are looked
+ * up in each structure in the same boot; every answer is checked, the costs
+ * are printed as ratios.
+ */
+static void mrt_bench_lookup(struct kunit *test)
+{
+	const unsigned int shift = *(const unsigned int *)test->param_value;
+	const unsigned int step = shift ? shift : PAGE_SHIFT + 1;
+	unsigned long npages = MRT_BENCH_RANGES << (step - PAGE_SHIFT);
+	unsigned long addr = mrt_test_mmap(test, npages), a, wrong = 0;
+	struct rb_root_cached itree = RB_ROOT_CACHED;
+	unsigned int xa_shift = shift ? shift : PAGE_SHIFT;
+	struct mrt_itree_entry *entries;
+	struct interval_tree_node *node;
+	struct mmu_tracked_range *r;
+	u64 t_lookup, t_xa, t_itree;
+	struct mrt_test_dev *dev;
+	unsigned long *addrs;
+	DEFINE_XARRAY(xa);
+	/* The lock a driver-side interval tree search would take. */
+	DEFINE_MUTEX(lock);
+	unsigned int i;
+	ktime_t t0;
+
+	/* VMA policy: every other page unmapped, 1024 one-page VMAs. */
+	for (i = 0; !shift && i < MRT_BENCH_RANGES; i++)
+		KUNIT_ASSERT_EQ(test, vm_munmap(addr + (2 * i + 1) * PAGE_SIZE,
+						PAGE_SIZE), 0);
+	dev = mrt_test_dev_create(test, &mrt_test_ops, shift, addr, npages);
+	entries = kunit_kcalloc(test, MRT_BENCH_RANGES, sizeof(*entries),
+				GFP_KERNEL);
+	addrs = kunit_kcalloc(test, MRT_BENCH_LOOKUPS, sizeof(*addrs),
+			      GFP_KERNEL);
+	KUNIT_ASSERT_NOT_NULL(test, entries);
+	KUNIT_ASSERT_NOT_NULL(test, addrs);
+	for (i = 0; i < MRT_BENCH_RANGES; i++) {
+		r = mrt_test_fault(dev, addr + ((unsigned long)i << step));
+		KUNIT_ASSERT_FALSE(test, IS_ERR(r));
+		entries[i].r = r;
+		entries[i].node.start = mmu_tracked_range_start(r);
+		entries[i].node.last = mmu_tracked_range_end(r) - 1;
+		interval_tree_insert(&entries[i].node, &itree);
+		KUNIT_ASSERT_EQ(test, xa_err(xa_store(&xa, entries[i].node.start >> xa_shift,
+						      r, GFP_KERNEL)), 0);
+		mmu_tracked_range_put(r);
+	}
+	for (i = 0; i < MRT_BENCH_LOOKUPS; i++) {
+		r = entries[get_random_u32_below(MRT_BENCH_RANGES)].r;
+		addrs[i] = mmu_tracked_range_start(r) +
+			get_random_u32_below(mmu_tracked_range_end(r) -
+					     mmu_tracked_range_start(r));
+	}
+
+	t0 = ktime_get();
+	for (i = 0; i < MRT_BENCH_LOOKUPS; i++) {
+		a = addrs[i];
+		r = mmu_range_tracker_lookup(&dev->t, a);
+		if (!r || a < mmu_tracked_range_start(r) || a >= mmu_tracked_range_end(r))
+			wrong++;
+		if (r)
+			mmu_tracked_range_put(r);
+	}
+	t_lookup = ktime_to_ns(ktime_sub(ktime_get(), t0));
+
+	t0 = ktime_get();
+	for (i = 0; i < MRT_BENCH_LOOKUPS; i++) {
+		a = addrs[i];
+		rcu_read_lock();
+		r = xa_load(&xa, a >> xa_shift);
+		if (!r || !refcount_inc_not_zero(&r->refs))
+			r = NULL;
+		rcu_read_unlock();
+		if (!r || a < mmu_tracked_range_start(r) || a >= mmu_tracked_range_end(r))
+			wrong++;
+		if (r)
+			refcount_dec(&r->refs);
+	}
+	t_xa = ktime_to_ns(ktime_sub(ktime_get(), t0));
+
+	t0 = ktime_get();
+	for (i = 0; i < MRT_BENCH_LOOKUPS; i++) {
+		a = addrs[i];
+		mutex_lock(&lock);
+		node = interval_tree_iter_first(&itree, a, a);
+		if (!node || node->start > a || node->last < a)
+			wrong++;
+		mutex_unlock(&lock);
+	}
+	t_itree = ktime_to_ns(ktime_sub(ktime_get(), t0));
+
+	KUNIT_EXPECT_EQ(test, wrong, 0);
+	kunit_info(test, "%u lookups over %u ranges: lookup %llu ns/op, xa_load+ref %llu ns/op, mutex+itree %llu ns/op\n",
+		   MRT_BENCH_LOOKUPS, MRT_BENCH_RANGES,
+		   div_u64(t_lookup, MRT_BENCH_LOOKUPS), div_u64(t_xa, MRT_BENCH_LOOKUPS),
+		   div_u64(t_itree, MRT_BENCH_LOOKUPS));
+	kunit_info(test, "ratio lookup/(xa_load+ref) = %llu.%02llu, lookup/(mutex+itree) = %llu.%02llu\n",
+		   div64_u64(t_lookup, max(t_xa, 1ULL)),
+		   div64_u64(t_lookup * 100, max(t_xa, 1ULL)) % 100,
+		   div64_u64(t_lookup, max(t_itree, 1ULL)),
+		   div64_u64(t_lookup * 100, max(t_itree, 1ULL)) % 100);
+	xa_destroy(&xa);
+}
+
 static struct kunit_case mrt_test_cases[] = {
 	KUNIT_CASE(mrt_test_fault_covers_vma),
 	KUNIT_CASE(mrt_test_fault_granule),
@@ -1080,6 +1220,8 @@ static struct kunit_case mrt_test_cases[] = {
 	KUNIT_CASE(mrt_test_1200_vmas),
 	KUNIT_CASE_SLOW(mrt_test_5200_vmas),
 	KUNIT_CASE_SLOW(mrt_test_fault_races_unmap),
+	KUNIT_CASE_PARAM_ATTR(mrt_bench_lookup, mrt_bench_gen_params,
+			      { .speed = KUNIT_SPEED_SLOW }),
 	{}
 };
 
