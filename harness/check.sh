@@ -105,6 +105,15 @@ kdoc() {
 }
 gate "kernel-doc -Wall on new sources" kdoc
 
+# The documentation of mm/, built with Sphinx as 'make htmldocs' does; only
+# warnings about the project's files count (a partial build of mm/ warns
+# about references into the rest of Documentation/).
+docs() {
+	make -s -C "$SRC" O="$BUILD/docs" SPHINXDIRS=mm htmldocs 2>&1 |
+		grep -i 'warning\|error' | grep 'mmu_range_tracker' || true
+}
+gate "htmldocs (SPHINXDIRS=mm)" docs
+
 # Rebuild the checked objects with normal flags for the next KUnit run.
 (cd "$bdir" && rm -f $OBJS)
 

@@ -5,7 +5,8 @@ set -euo pipefail
 . "$(dirname "$0")/common.sh"
 
 PKGS=(build-essential bc bison flex libelf-dev libssl-dev cpio rsync
-      python3 xz-utils ccache sparse coccinelle patch perl)
+      python3 xz-utils ccache sparse coccinelle patch perl
+      python3-sphinx python3-sphinx-rtd-theme)
 [ -n "${KSRC:-}" ] || PKGS+=(linux-source-6.12)
 PKGS+=("$@")
 
