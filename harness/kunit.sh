@@ -34,7 +34,7 @@ for name in "${names[@]}"; do
 	t0=$(date +%s)
 	set +e
 	(cd "$SRC" && python3 tools/testing/kunit/kunit.py run \
-		--build_dir="$bdir" "${args[@]}" --jobs="$JOBS" --timeout=900 \
+		--build_dir="$bdir" "${args[@]}" --jobs="$JOBS" --timeout=300 \
 		--make_options="CC=$(kcc)") 2>&1 | tee "$out"
 	krc=${PIPESTATUS[0]}
 	set -e

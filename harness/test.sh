@@ -9,8 +9,11 @@ t0=$(date +%s)
 rm -rf "$BUILD/results"
 mkdir -p "$BUILD/results"
 rc=0
-stage deps "$REPO/harness/deps.sh" || exit 1
-stage assemble "$REPO/harness/assemble.sh" || exit 1
+if ! stage deps "$REPO/harness/deps.sh" ||
+   ! stage assemble "$REPO/harness/assemble.sh"; then
+	echo "0 passed, 1 failed"
+	exit 1
+fi
 # check compiles its objects in the default KUnit build: run it after that.
 stage "kunit (default)" "$REPO/harness/kunit.sh" default || rc=1
 stage check "$REPO/harness/check.sh" || rc=1

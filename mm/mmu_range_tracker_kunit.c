@@ -221,6 +221,18 @@ static struct mmu_range_tracker_stats mrt_test_stats(struct mrt_test_dev *dev)
 	return stats;
 }
 
+/*
+ * Expect no live range: a range found anyway is released, so that a failed
+ * expectation does not leave a reference that fini would wait for.
+ */
+static bool mrt_test_none(struct mmu_tracked_range *r)
+{
+	if (!r)
+		return true;
+	mmu_tracked_range_put(r);
+	return false;
+}
+
 static bool mrt_test_mapped(struct mrt_test_dev *dev, unsigned long addr)
 {
 	return test_bit((addr - dev->base) >> PAGE_SHIFT, dev->pt);
@@ -266,14 +278,15 @@ static void mrt_test_gate_open(struct mrt_test_dev *dev)
 	complete_all(&dev->gate);
 }
 
-/* Expect a live range of exactly [start, end). */
-static void mrt_expect_span(struct kunit *test, struct mrt_span span,
-			    unsigned long start, unsigned long end)
-{
-	KUNIT_EXPECT_TRUE_MSG(test, span.start == start && span.end == end,
-			      "span [%#lx, %#lx), expected [%#lx, %#lx)",
-			      span.start, span.end, start, end);
-}
+/* Expect a live range of exactly [s, e). */
+#define MRT_EXPECT_SPAN(test, span, s, e) do {				\
+	struct mrt_span __span = (span);				\
+	unsigned long __s = (s), __e = (e);				\
+									\
+	KUNIT_EXPECT_TRUE_MSG(test, __span.start == __s && __span.end == __e, \
+			      "span [%#lx, %#lx), expected [%#lx, %#lx)",	\
+			      __span.start, __span.end, __s, __e);	\
+} while (0)
 
 /* --- creation --- */
 
@@ -300,8 +313,8 @@ static void mrt_test_fault_covers_vma(struct kunit *test)
 		mmu_tracked_range_put(r2);
 	mmu_tracked_range_put(r);
 
-	KUNIT_EXPECT_NULL(test, mmu_range_tracker_lookup(&dev->t,
-							 addr + 16 * PAGE_SIZE));
+	r = mmu_range_tracker_lookup(&dev->t, addr + 16 * PAGE_SIZE);
+	KUNIT_EXPECT_TRUE(test, mrt_test_none(r));
 	KUNIT_EXPECT_EQ(test, mrt_test_stats(dev).created, 1);
 }
 
@@ -330,7 +343,7 @@ static void mrt_test_fault_granule(struct kunit *test)
 	/* The granules tile the VMA exactly, with no overlap. */
 	n = mrt_test_spans(dev, addr, end, spans);
 	KUNIT_ASSERT_GE(test, n, 4);
-	mrt_expect_span(test, spans[0], addr, min(end, round_down(addr, granule) + granule));
+	MRT_EXPECT_SPAN(test, spans[0], addr, min(end, round_down(addr, granule) + granule));
 	for (i = 1; i < n; i++)
 		KUNIT_EXPECT_EQ(test, spans[i].start, spans[i - 1].end);
 	KUNIT_EXPECT_EQ(test, spans[n - 1].end, end);
@@ -360,8 +373,8 @@ static void mrt_test_adjacent_vmas(struct kunit *test)
 
 	KUNIT_ASSERT_EQ(test, mrt_test_spans(dev, addr, addr + 8 * PAGE_SIZE,
 					     spans), 2);
-	mrt_expect_span(test, spans[0], addr, mid);
-	mrt_expect_span(test, spans[1], mid, mid + 4 * PAGE_SIZE);
+	MRT_EXPECT_SPAN(test, spans[0], addr, mid);
+	MRT_EXPECT_SPAN(test, spans[1], mid, mid + 4 * PAGE_SIZE);
 }
 
 /* A new range is clipped so that it never overlaps a live one. */
@@ -395,8 +408,8 @@ static void mrt_test_fault_clips_to_live(struct kunit *test)
 	mmu_tracked_range_put(r);
 	KUNIT_ASSERT_EQ(test, mrt_test_spans(dev, addr, addr + 8 * PAGE_SIZE,
 					     spans), 2);
-	mrt_expect_span(test, spans[0], addr, mid);
-	mrt_expect_span(test, spans[1], mid, mid + 4 * PAGE_SIZE);
+	MRT_EXPECT_SPAN(test, spans[0], addr, mid);
+	MRT_EXPECT_SPAN(test, spans[1], mid, mid + 4 * PAGE_SIZE);
 }
 
 /* --- point 1: reshape on unmap --- */
@@ -446,7 +459,7 @@ static void mrt_test_unmap_reshapes(struct kunit *test)
 	KUNIT_ASSERT_EQ(test, mrt_test_spans(dev, addr, addr + 16 * PAGE_SIZE,
 					     spans), c->survivors);
 	for (i = 0; i < c->survivors; i++)
-		mrt_expect_span(test, spans[i],
+		MRT_EXPECT_SPAN(test, spans[i],
 				addr + c->expect[i].start * PAGE_SIZE,
 				addr + c->expect[i].end * PAGE_SIZE);
 	/* Survivors kept their device mappings: they never went unwatched. */
@@ -482,9 +495,9 @@ static void mrt_test_unmap_many_cuts(struct kunit *test)
 
 	KUNIT_ASSERT_EQ(test, mrt_test_spans(dev, addr, addr + 16 * PAGE_SIZE,
 					     spans), 3);
-	mrt_expect_span(test, spans[0], addr, addr + 2 * PAGE_SIZE);
-	mrt_expect_span(test, spans[1], addr + 3 * PAGE_SIZE, addr + 6 * PAGE_SIZE);
-	mrt_expect_span(test, spans[2], addr + 8 * PAGE_SIZE, addr + 14 * PAGE_SIZE);
+	MRT_EXPECT_SPAN(test, spans[0], addr, addr + 2 * PAGE_SIZE);
+	MRT_EXPECT_SPAN(test, spans[1], addr + 3 * PAGE_SIZE, addr + 6 * PAGE_SIZE);
+	MRT_EXPECT_SPAN(test, spans[2], addr + 8 * PAGE_SIZE, addr + 14 * PAGE_SIZE);
 }
 
 /*
@@ -578,7 +591,7 @@ static void mrt_test_read_retry_after_remove(struct kunit *test)
 	KUNIT_EXPECT_TRUE(test, mmu_tracked_range_read_retry(r, seq));
 	mmu_range_tracker_unlock(&dev->t);
 	mmu_tracked_range_put(r);
-	KUNIT_EXPECT_NULL(test, mmu_range_tracker_lookup(&dev->t, addr));
+	KUNIT_EXPECT_TRUE(test, mrt_test_none(mmu_range_tracker_lookup(&dev->t, addr)));
 }
 
 static void mrt_test_read_retry_after_reshape(struct kunit *test)
@@ -638,9 +651,9 @@ static void mrt_test_fault_while_pending(struct kunit *test)
 	mrt_test_gate_close(dev);
 	KUNIT_ASSERT_EQ(test, vm_munmap(addr + 6 * PAGE_SIZE, 4 * PAGE_SIZE), 0);
 	/* Dying: never returned by a lookup, survivors not in yet. */
-	KUNIT_EXPECT_NULL(test, mmu_range_tracker_lookup(&dev->t, addr));
-	KUNIT_EXPECT_NULL(test, mmu_range_tracker_lookup(&dev->t,
-							 addr + 12 * PAGE_SIZE));
+	KUNIT_EXPECT_TRUE(test, mrt_test_none(mmu_range_tracker_lookup(&dev->t, addr)));
+	r = mmu_range_tracker_lookup(&dev->t, addr + 12 * PAGE_SIZE);
+	KUNIT_EXPECT_TRUE(test, mrt_test_none(r));
 
 	/* The fault does not wait for the held-back work: a live range now. */
 	r = mrt_test_fault(dev, addr + 12 * PAGE_SIZE);
@@ -657,8 +670,8 @@ static void mrt_test_fault_while_pending(struct kunit *test)
 	mmu_range_tracker_synchronize(&dev->t);
 	n = mrt_test_spans(dev, addr, addr + 16 * PAGE_SIZE, spans);
 	KUNIT_ASSERT_EQ(test, n, 2);
-	mrt_expect_span(test, spans[0], addr, addr + 6 * PAGE_SIZE);
-	mrt_expect_span(test, spans[1], addr + 10 * PAGE_SIZE, addr + 16 * PAGE_SIZE);
+	MRT_EXPECT_SPAN(test, spans[0], addr, addr + 6 * PAGE_SIZE);
+	MRT_EXPECT_SPAN(test, spans[1], addr + 10 * PAGE_SIZE, addr + 16 * PAGE_SIZE);
 }
 
 /* --- point 4: RCU-deferred free --- */
@@ -702,8 +715,8 @@ static void mrt_test_split_alloc_failure(struct kunit *test)
 	mmu_range_tracker_synchronize(&dev->t);
 
 	/* No survivor: nothing tracked, and nothing left mapped unwatched. */
-	KUNIT_EXPECT_NULL(test, mmu_range_tracker_find(&dev->t, addr,
-						       addr + 16 * PAGE_SIZE));
+	r = mmu_range_tracker_find(&dev->t, addr, addr + 16 * PAGE_SIZE);
+	KUNIT_EXPECT_TRUE(test, mrt_test_none(r));
 	for (a = addr; a < addr + 16 * PAGE_SIZE; a += PAGE_SIZE)
 		KUNIT_EXPECT_FALSE(test, mrt_test_mapped(dev, a));
 	/* A fault meanwhile reports the failure... */
@@ -792,7 +805,7 @@ static void mrt_test_mm_exit(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, dev->pt[0], 0);
 
 	mmu_range_tracker_synchronize(&dev->t);
-	KUNIT_EXPECT_NULL(test, mmu_range_tracker_find(&dev->t, 0, ULONG_MAX));
+	KUNIT_EXPECT_TRUE(test, mrt_test_none(mmu_range_tracker_find(&dev->t, 0, ULONG_MAX)));
 	KUNIT_EXPECT_EQ(test, atomic_read(&dev->freed), 16);
 	KUNIT_EXPECT_EQ(test, atomic_read(&dev->t.nr_ranges), 0);
 	/* fini still works, and a second one does nothing. */
@@ -847,7 +860,7 @@ static void mrt_test_bad_addresses(struct kunit *test)
 	KUNIT_EXPECT_TRUE(test, IS_ERR(r) && PTR_ERR(r) == -EFAULT);
 	r = mrt_test_fault(dev, ULONG_MAX);
 	KUNIT_EXPECT_TRUE(test, IS_ERR(r) && PTR_ERR(r) == -EFAULT);
-	KUNIT_EXPECT_NULL(test, mmu_range_tracker_lookup(&dev->t, ULONG_MAX));
+	KUNIT_EXPECT_TRUE(test, mrt_test_none(mmu_range_tracker_lookup(&dev->t, ULONG_MAX)));
 	/* An unaligned address is fine: the range covers it. */
 	r = mrt_test_fault(dev, addr + PAGE_SIZE + 123);
 	KUNIT_ASSERT_FALSE(test, IS_ERR(r));
@@ -869,8 +882,8 @@ static void mrt_test_use_after_fini(struct kunit *test)
 	KUNIT_EXPECT_FALSE(test, mrt_test_mapped(dev, addr));
 	r = mrt_test_fault(dev, addr);
 	KUNIT_EXPECT_TRUE(test, IS_ERR(r) && PTR_ERR(r) == -ENODEV);
-	KUNIT_EXPECT_NULL(test, mmu_range_tracker_lookup(&dev->t, addr));
-	KUNIT_EXPECT_NULL(test, mmu_range_tracker_find(&dev->t, 0, ULONG_MAX));
+	KUNIT_EXPECT_TRUE(test, mrt_test_none(mmu_range_tracker_lookup(&dev->t, addr)));
+	KUNIT_EXPECT_TRUE(test, mrt_test_none(mmu_range_tracker_find(&dev->t, 0, ULONG_MAX)));
 	mmu_range_tracker_synchronize(&dev->t);
 	mmu_range_tracker_fini(&dev->t);
 	/* The notifier is gone: an unmap now calls nobody. */
