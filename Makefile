@@ -9,10 +9,12 @@
 export KSRC
 
 .PHONY: help deps assemble kernelversion kunit kunit-default kunit-debug \
-	check test clean distclean
+	selftest demo check test clean distclean
 
 help:
 	@echo 'mmu_range_tracker: targets'
+	@echo '  make demo           boot QEMU and show the tracker following munmap, drawn'
+	@echo '  make selftest       boot QEMU, load test_hmm_intervals.ko, run hmm_intervals_tests, unload'
 	@echo '  make kunit          build UML kernels and run the KUnit suite (default and debug configs)'
 	@echo '  make kunit-default  the KUnit suite with mm/.kunitconfig only'
 	@echo '  make kunit-debug    the KUnit suite with lockdep, DEBUG_VM and slub_debug'
@@ -43,6 +45,12 @@ kunit-default: assemble
 kunit-debug: assemble
 	@harness/kunit.sh debug
 
+selftest: assemble
+	@harness/qemu.sh selftest
+
+demo: assemble
+	@harness/qemu.sh demo
+
 check: assemble
 	@harness/check.sh
 
@@ -50,7 +58,8 @@ test:
 	@mkdir -p build && harness/test.sh
 
 clean:
-	rm -rf build/src build/stage build/kunit-* build/results build/*.log build/*.out
+	rm -rf build/src build/stage build/kunit-* build/qemu-* build/docs build/results \
+		build/*.log build/*.out
 
 distclean:
 	rm -rf build

@@ -7,8 +7,10 @@
 set -euo pipefail
 . "$(dirname "$0")/common.sh"
 
-# Objects built and checked, in the UML KUnit build of mm/.kunitconfig.
+# Objects built and checked, in the UML KUnit build of mm/.kunitconfig and
+# in the x86_64 build that QEMU boots.
 OBJS="mm/mmu_range_tracker.o mm/mmu_range_tracker_kunit.o mm/mmu_notifier.o"
+X86_OBJS="mm/mmu_range_tracker.o mm/mmu_notifier.o lib/test_hmm_intervals.o"
 # Sources that are entirely ours (checkpatch -f, Coccinelle, kernel-doc).
 cd "$REPO"
 NEW_SRC=$(for d in $KERNEL_DIRS; do if [ -d "$d" ]; then find "$d" -type f -name '*.[ch]'; fi; done | sort)
@@ -60,16 +62,30 @@ if [ ! -f "$bdir/vmlinux" ]; then
 		die "UML build failed, see $BUILD/check-build.log"
 fi
 
+xdir=$BUILD/qemu-x86_64
+if [ ! -f "$xdir/vmlinux" ]; then
+	"$REPO/harness/qemu.sh" build >"$BUILD/check-build-x86_64.log" 2>&1 ||
+		die "x86_64 build failed, see $BUILD/check-build-x86_64.log"
+fi
+
 kmake() {
 	make -s -C "$SRC" ARCH=um O="$bdir" CC="$(kcc)" -j"$JOBS" "$@"
 }
 
 w1_sparse() {
+	local dir=$1 arch=$2
+	shift 2
+	# Pick up Kconfig changes of the patches without prompting.
+	make -s -C "$SRC" ARCH="$arch" O="$dir" CC="$(kcc)" olddefconfig >/dev/null
 	# Force a rebuild so that W=1 and sparse see every object.
-	(cd "$bdir" && rm -f $OBJS)
-	kmake W=1 C=2 $OBJS 2>&1 | grep -E 'warning|error' || true
+	(cd "$dir" && rm -f "$@")
+	make -s -C "$SRC" ARCH="$arch" O="$dir" CC="$(kcc)" -j"$JOBS" \
+		W=1 C=2 "$@" 2>&1 | grep -E 'warning|error' || true
+	# Rebuilt with normal flags by the next build.
+	(cd "$dir" && rm -f "$@")
 }
-gate "W=1 + sparse: $OBJS" w1_sparse
+gate "W=1 + sparse (um): $OBJS" w1_sparse "$bdir" um $OBJS
+gate "W=1 + sparse (x86_64): $X86_OBJS" w1_sparse "$xdir" x86_64 $X86_OBJS
 
 # Coccinelle: every semantic patch of the base tree, in report mode, the way
 # scripts/coccicheck runs one (its Options: line included). The scripts that
@@ -113,9 +129,6 @@ docs() {
 		grep -i 'warning\|error' | grep 'mmu_range_tracker' || true
 }
 gate "htmldocs (SPHINXDIRS=mm)" docs
-
-# Rebuild the checked objects with normal flags for the next KUnit run.
-(cd "$bdir" && rm -f $OBJS)
 
 mkdir -p "$BUILD/results"
 echo "$passed $failed 0" >"$BUILD/results/check"

@@ -6,7 +6,7 @@ set -euo pipefail
 
 PKGS=(build-essential bc bison flex libelf-dev libssl-dev cpio rsync
       python3 xz-utils ccache sparse coccinelle patch perl
-      python3-sphinx python3-sphinx-rtd-theme)
+      python3-sphinx python3-sphinx-rtd-theme qemu-system-x86)
 [ -n "${KSRC:-}" ] || PKGS+=(linux-source-6.12)
 PKGS+=("$@")
 

@@ -14,8 +14,10 @@ if ! stage deps "$REPO/harness/deps.sh" ||
 	echo "0 passed, 1 failed"
 	exit 1
 fi
-# check compiles its objects in the default KUnit build: run it after that.
+# check compiles its objects in the default KUnit build and the x86_64
+# build of the selftest: run it after those.
 stage "kunit (default)" "$REPO/harness/kunit.sh" default || rc=1
+stage "selftest (x86_64 kernel in QEMU)" "$REPO/harness/qemu.sh" selftest || rc=1
 stage check "$REPO/harness/check.sh" || rc=1
 stage "kunit (debug: lockdep, DEBUG_VM, slub_debug)" "$REPO/harness/kunit.sh" debug || rc=1
 

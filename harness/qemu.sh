@@ -1,0 +1,107 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+# Build the small x86_64 kernel (harness/qemu/x86_64.config on allnoconfig)
+# with test_hmm_intervals as a module, the static selftest (or demo) and
+# /init, pack them into an initramfs with the tree's own usr/gen_init_cpio,
+# boot QEMU (software emulation), and collect the result. The run fails on a
+# failed or missing test, a module that does not load or unload, a timeout,
+# or any kernel report in the log.
+#
+# Usage: harness/qemu.sh build|selftest|demo   (build: the kernel only)
+set -euo pipefail
+. "$(dirname "$0")/common.sh"
+
+mode=${1:-selftest}
+bdir=$BUILD/qemu-x86_64
+frag=$REPO/harness/qemu/x86_64.config
+out=$BUILD/qemu-$mode.log
+timeout_s=${QEMU_TIMEOUT:-900}
+mkdir -p "$bdir" "$BUILD/results"
+
+kmake() {
+	make -s -C "$SRC" O="$bdir" ARCH=x86_64 CC="$(kcc)" -j"$JOBS" "$@"
+}
+
+# Configure only when the fragment changed or there is no .config yet, so
+# that a warm rebuild stays incremental.
+if [ ! -f "$bdir/.config" ] || ! cmp -s "$frag" "$bdir/.mrt-fragment"; then
+	say "qemu: configuring $bdir (allnoconfig + $(basename "$frag"))"
+	kmake KCONFIG_ALLCONFIG="$frag" allnoconfig
+	cp "$frag" "$bdir/.mrt-fragment"
+fi
+missing=$(grep -v '^#' "$frag" | while read -r opt; do
+	[ -z "$opt" ] || grep -qx "$opt" "$bdir/.config" || echo "$opt"
+done)
+[ -z "$missing" ] || die "qemu: options missing from $bdir/.config: $missing"
+
+say "qemu: building bzImage and modules in $bdir"
+t0=$(date +%s)
+kmake bzImage modules >"$BUILD/qemu-build.log" 2>&1 ||
+	{ tail -n 30 "$BUILD/qemu-build.log" >&2; die "qemu: kernel build failed, see $BUILD/qemu-build.log"; }
+say "qemu: kernel built in $(($(date +%s) - t0)) s"
+[ "$mode" != build ] || exit 0
+
+# User space: static, built against the assembled tree's uapi header.
+ramfs=$BUILD/qemu-initramfs
+mkdir -p "$ramfs"
+cflags=(-static -O2 -Wall -Werror -pthread -I "$SRC")
+gcc "${cflags[@]}" -o "$ramfs/init" "$REPO/harness/qemu/init.c"
+gcc "${cflags[@]}" -o "$ramfs/hmm_intervals_tests" \
+	"$SRC/tools/testing/selftests/mm/hmm_intervals_tests.c"
+gcc "${cflags[@]}" -o "$ramfs/hmm_intervals_demo" \
+	"$REPO/harness/qemu/hmm_intervals_demo.c"
+cp "$bdir/lib/test_hmm_intervals.ko" "$ramfs/"
+cat >"$ramfs/list" <<LIST
+dir /dev 0755 0 0
+nod /dev/console 0600 0 0 c 5 1
+dir /proc 0755 0 0
+dir /sys 0755 0 0
+dir /tmp 1777 0 0
+file /init $ramfs/init 0755 0 0
+file /hmm_intervals_tests $ramfs/hmm_intervals_tests 0755 0 0
+file /hmm_intervals_demo $ramfs/hmm_intervals_demo 0755 0 0
+file /test_hmm_intervals.ko $ramfs/test_hmm_intervals.ko 0644 0 0
+LIST
+"$bdir/usr/gen_init_cpio" "$ramfs/list" >"$ramfs.cpio"
+
+bios=()
+[ -f /usr/share/qemu/qboot.rom ] && bios=(-bios /usr/share/qemu/qboot.rom)
+say "qemu: booting ($mode), log in $out"
+t0=$(date +%s)
+set +e
+timeout "$timeout_s" qemu-system-x86_64 "${bios[@]}" -nographic -no-reboot \
+	-m 1024 -smp 2 -kernel "$bdir/arch/x86/boot/bzImage" \
+	-initrd "$ramfs.cpio" \
+	-append "console=ttyS0 panic=-1 hmi.run=$mode" </dev/null >"$out" 2>&1
+qrc=$?
+set -e
+tr -d '\r' <"$out" >"$out.tmp" && mv "$out.tmp" "$out"
+say "qemu: finished in $(($(date +%s) - t0)) s (exit $qrc)"
+
+fail=0
+problem() { echo "qemu[$mode]: $*" >&2; fail=1; }
+[ "$qrc" -ne 124 ] || problem "timed out after $timeout_s s"
+grep -q '^HMI-INIT: insmod ok' "$out" || problem "module did not load"
+grep -q "^HMI-INIT: $mode exit 0" "$out" || problem "$mode did not exit 0"
+grep -q '^HMI-INIT: rmmod ok' "$out" ||
+	problem "rmmod right after the last close failed: $(grep '^HMI-INIT: rmmod' "$out" || echo 'not reached')"
+"$REPO/harness/scan-log.sh" "$out" || problem "kernel report in the log"
+
+if [ "$mode" = selftest ]; then
+	# kselftest_harness: '# Totals: pass:N fail:N xfail:N xpass:N skip:N error:N'
+	totals=$(grep -o 'Totals: pass:[0-9]* fail:[0-9]* xfail:[0-9]* xpass:[0-9]* skip:[0-9]* error:[0-9]*' "$out" | tail -n 1 || true)
+	[ -n "$totals" ] || problem "no kselftest totals in the log"
+	passed=$(sed -n 's/.*Totals: pass:\([0-9]*\) .*/\1/p' <<<"$totals")
+	failed=$(sed -n 's/.* fail:\([0-9]*\) .*/\1/p' <<<"$totals")
+	skipped=$(sed -n 's/.* skip:\([0-9]*\) .*/\1/p' <<<"$totals")
+	grep -E '^(not )?ok [0-9]+ |^# (PASSED|FAILED)' "$out" || true
+	passed=${passed:-0} failed=${failed:-0} skipped=${skipped:-0}
+	[ "$skipped" -eq 0 ] || problem "$skipped selftests skipped (no device?)"
+	[ "$fail" -eq 0 ] || failed=$((failed + 1))
+	echo "$passed $failed $skipped" >"$BUILD/results/selftest"
+	echo "$passed passed, $failed failed, $skipped skipped"
+else
+	sed -n '/^== /,/^demo: /p' "$out"
+	echo "$((1 - fail)) $fail 0" >"$BUILD/results/demo"
+fi
+exit "$fail"
