@@ -297,6 +297,32 @@ err_free:
 }
 
 /*
+ * The first part of [*pos, end) that no live range covers: moves *pos past
+ * the live ranges that cover it and returns where the gap ends (@end if no
+ * live range follows). When the return value is not above *pos, no gap is
+ * left. The caller holds tree_lock (no range leaves the tree) or
+ * rcu_read_lock() (no range is freed).
+ */
+static unsigned long mrt_next_gap(struct mmu_range_tracker *t,
+				  unsigned long *pos, unsigned long end)
+{
+	struct mmu_tracked_range *r;
+	unsigned long index = *pos;
+
+	RCU_LOCKDEP_WARN(!rcu_read_lock_held() &&
+			 !lockdep_is_held(&t->tree_lock),
+			 "walking ranges needs tree_lock or RCU");
+	mt_for_each(&t->ranges, r, index, end - 1) {
+		if (mrt_is_dying(r))
+			continue;
+		if (mmu_tracked_range_start(r) > *pos)
+			return mmu_tracked_range_start(r);
+		*pos = mmu_tracked_range_end(r);
+	}
+	return end;
+}
+
+/*
  * Cover every part of [start, end) that no live range covers with new live
  * ranges. Caller holds tree_lock, mmap_read_lock() and mm_users. Returns how
  * many ranges it created; parts it could not cover stay uncovered, and the
@@ -305,26 +331,13 @@ err_free:
 static unsigned int mrt_fill(struct mmu_range_tracker *t, unsigned long start,
 			     unsigned long end)
 {
-	struct mmu_tracked_range *r, *new;
+	struct mmu_tracked_range *new;
 	unsigned int created = 0;
-	unsigned long pos = start;
+	unsigned long pos = start, gap_end;
 
 	lockdep_assert_held(&t->tree_lock);
 	while (pos < end) {
-		MA_STATE(mas, &t->ranges, pos, pos);
-		unsigned long gap_end = end;
-
-		/* Skip what live ranges cover, find the next one after that. */
-		mas_for_each(&mas, r, end - 1) {
-			if (mrt_is_dying(r))
-				continue;
-			if (mmu_tracked_range_start(r) <= pos) {
-				pos = mmu_tracked_range_end(r);
-				continue;
-			}
-			gap_end = mmu_tracked_range_start(r);
-			break;
-		}
+		gap_end = mrt_next_gap(t, &pos, end);
 		if (pos >= gap_end)
 			continue;
 		new = mrt_alloc_range(t);
@@ -395,28 +408,15 @@ static void mrt_zap_uncovered(struct mmu_range_tracker *t,
 {
 	struct mmu_notifier_range range;
 	unsigned long end = mmu_tracked_range_end(r);
-	unsigned long pos = mmu_tracked_range_start(r);
-	struct mmu_tracked_range *live;
+	unsigned long pos = mmu_tracked_range_start(r), gap_end;
 
 	lockdep_assert_held(t->lock);
 	mmu_notifier_range_init_owner(&range, MMU_NOTIFY_UNMAP,
 				      MMU_NOTIFIER_RANGE_BLOCKABLE, t->mm, 0, 0,
 				      NULL);
 	while (pos < end) {
-		unsigned long index = pos, gap_end = end;
-
-		/* A plain RCU walk: no allocation under the update lock. */
 		rcu_read_lock();
-		mt_for_each(&t->ranges, live, index, end - 1) {
-			if (mrt_is_dying(live))
-				continue;
-			if (mmu_tracked_range_start(live) <= pos) {
-				pos = mmu_tracked_range_end(live);
-				continue;
-			}
-			gap_end = mmu_tracked_range_start(live);
-			break;
-		}
+		gap_end = mrt_next_gap(t, &pos, end);
 		rcu_read_unlock();
 		if (pos >= gap_end)
 			continue;
