@@ -566,6 +566,18 @@ static void mrt_test_unmap_remap_no_stale(struct kunit *test)
 
 /* --- point 2: read_retry for removed and reshaped ranges --- */
 
+/* What a driver's commit would learn from read_retry, under the lock. */
+static bool mrt_test_stale(struct mrt_test_dev *dev,
+			   struct mmu_tracked_range *r, unsigned long seq)
+{
+	bool stale;
+
+	mmu_range_tracker_lock(&dev->t);
+	stale = mmu_tracked_range_read_retry(r, seq);
+	mmu_range_tracker_unlock(&dev->t);
+	return stale;
+}
+
 static void mrt_test_read_retry_after_remove(struct kunit *test)
 {
 	unsigned long addr = mrt_test_mmap(test, 4);
@@ -577,19 +589,13 @@ static void mrt_test_read_retry_after_remove(struct kunit *test)
 	r = mrt_test_fault(dev, addr);
 	KUNIT_ASSERT_FALSE(test, IS_ERR(r));
 	seq = mmu_interval_read_begin(&r->notifier);
-	mmu_range_tracker_lock(&dev->t);
-	KUNIT_EXPECT_FALSE(test, mmu_tracked_range_read_retry(r, seq));
-	mmu_range_tracker_unlock(&dev->t);
+	KUNIT_EXPECT_FALSE(test, mrt_test_stale(dev, r, seq));
 
 	/* No invalidation moves the sequence, yet the read is stale. */
 	mmu_range_tracker_remove_deferred(r);
-	mmu_range_tracker_lock(&dev->t);
-	KUNIT_EXPECT_TRUE(test, mmu_tracked_range_read_retry(r, seq));
-	mmu_range_tracker_unlock(&dev->t);
+	KUNIT_EXPECT_TRUE(test, mrt_test_stale(dev, r, seq));
 	mmu_range_tracker_synchronize(&dev->t);
-	mmu_range_tracker_lock(&dev->t);
-	KUNIT_EXPECT_TRUE(test, mmu_tracked_range_read_retry(r, seq));
-	mmu_range_tracker_unlock(&dev->t);
+	KUNIT_EXPECT_TRUE(test, mrt_test_stale(dev, r, seq));
 	mmu_tracked_range_put(r);
 	KUNIT_EXPECT_TRUE(test, mrt_test_none(mmu_range_tracker_lookup(&dev->t, addr)));
 }
@@ -609,9 +615,7 @@ static void mrt_test_read_retry_after_reshape(struct kunit *test)
 	KUNIT_ASSERT_EQ(test, vm_munmap(addr + 7 * PAGE_SIZE, PAGE_SIZE), 0);
 	mmu_range_tracker_synchronize(&dev->t);
 	seq = mmu_interval_read_begin(&r->notifier);
-	mmu_range_tracker_lock(&dev->t);
-	KUNIT_EXPECT_TRUE(test, mmu_tracked_range_read_retry(r, seq));
-	mmu_range_tracker_unlock(&dev->t);
+	KUNIT_EXPECT_TRUE(test, mrt_test_stale(dev, r, seq));
 	mmu_tracked_range_put(r);
 }
 
