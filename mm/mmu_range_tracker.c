@@ -111,9 +111,14 @@ static bool mrt_invalidate(struct mmu_interval_notifier *mni,
 	/*
 	 * Advance the sequence before zapping, under the lock readers commit
 	 * under: a reader that checks after we unlock sees the new sequence,
-	 * one that committed before we locked is zapped below.
+	 * one that committed before we locked is zapped below. The device's
+	 * own make_device_exclusive_range() is the exception: its fault path
+	 * maps the page right after, and would otherwise always see its read
+	 * as stale (see mmu_range_tracker_set_owner()).
 	 */
-	mmu_interval_set_seq(mni, cur_seq);
+	if (!(range->event == MMU_NOTIFY_EXCLUSIVE && t->owner &&
+	      range->owner == t->owner))
+		mmu_interval_set_seq(mni, cur_seq);
 	atomic_long_inc(&t->stats.invalidations);
 	ok = t->ops->invalidate(r, range);
 	WARN_ON_ONCE(!ok && mmu_notifier_range_blockable(range));
@@ -751,6 +756,24 @@ bool mmu_tracked_range_read_retry(struct mmu_tracked_range *r,
 	return mrt_is_dying(r) || mmu_interval_read_retry(&r->notifier, seq);
 }
 EXPORT_SYMBOL_GPL(mmu_tracked_range_read_retry);
+
+/**
+ * mmu_range_tracker_set_owner - Name the device's own exclusive accesses
+ * @t: The tracker
+ * @owner: The owner the driver passes to make_device_exclusive_range(), or
+ *         NULL
+ *
+ * make_device_exclusive_range() invalidates the page with
+ * %MMU_NOTIFY_EXCLUSIVE and its owner before the device maps it for atomic
+ * access. For those invalidations the tracker still calls ->invalidate but
+ * does not advance the range's sequence, so that the fault path that asked
+ * for exclusive access can commit its mapping. Set it before the first fault.
+ */
+void mmu_range_tracker_set_owner(struct mmu_range_tracker *t, void *owner)
+{
+	WRITE_ONCE(t->owner, owner);
+}
+EXPORT_SYMBOL_GPL(mmu_range_tracker_set_owner);
 
 /**
  * mmu_range_tracker_remove_deferred - Stop tracking a range

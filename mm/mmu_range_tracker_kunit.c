@@ -1084,6 +1084,57 @@ static void mrt_test_fault_races_unmap(struct kunit *test)
 	mmap_read_unlock(current->mm);
 }
 
+/* --- the device's own exclusive accesses --- */
+
+#if IS_BUILTIN(CONFIG_MMU_RANGE_TRACKER_KUNIT_TEST)
+/*
+ * An invalidation as make_device_exclusive_range() issues it. Needs the
+ * unexported __mmu_notifier_invalidate_range_start(): built-in tests only.
+ */
+static void mrt_test_exclusive(struct mrt_test_dev *dev, unsigned long start,
+			       void *owner)
+{
+	struct mmu_notifier_range range;
+
+	mmu_notifier_range_init_owner(&range, MMU_NOTIFY_EXCLUSIVE,
+				      MMU_NOTIFIER_RANGE_BLOCKABLE, dev->t.mm,
+				      start, start + PAGE_SIZE, owner);
+	mmu_notifier_invalidate_range_start(&range);
+	mmu_notifier_invalidate_range_end(&range);
+}
+
+static void mrt_test_exclusive_owner(struct kunit *test)
+{
+	unsigned long addr = mrt_test_mmap(test, 4);
+	struct mrt_test_dev *dev = mrt_test_dev_create(test, &mrt_test_ops, 0,
+						       addr, 4);
+	struct mmu_tracked_range *r;
+	unsigned long seq;
+	int before;
+
+	mmu_range_tracker_set_owner(&dev->t, dev);
+	r = mrt_test_fault(dev, addr);
+	KUNIT_ASSERT_FALSE(test, IS_ERR(r));
+	seq = mmu_interval_read_begin(&r->notifier);
+
+	/* Our own: the device is told, the read stays valid. */
+	before = atomic_read(&dev->invalidations);
+	mrt_test_exclusive(dev, addr, dev);
+	KUNIT_EXPECT_EQ(test, atomic_read(&dev->invalidations), before + 1);
+	KUNIT_EXPECT_FALSE(test, mrt_test_stale(dev, r, seq));
+
+	/* Another device's, or none: stale as for any invalidation. */
+	mrt_test_exclusive(dev, addr, test);
+	KUNIT_EXPECT_TRUE(test, mrt_test_stale(dev, r, seq));
+	mmu_tracked_range_put(r);
+}
+#else
+static void mrt_test_exclusive_owner(struct kunit *test)
+{
+	kunit_skip(test, "needs the test built in");
+}
+#endif
+
 /* --- the lookup, against the baselines it is meant to match --- */
 
 struct mrt_itree_entry {
@@ -1234,6 +1285,7 @@ static struct kunit_case mrt_test_cases[] = {
 	KUNIT_CASE(mrt_test_bad_addresses),
 	KUNIT_CASE(mrt_test_use_after_fini),
 	KUNIT_CASE(mrt_test_fini_waits_for_references),
+	KUNIT_CASE(mrt_test_exclusive_owner),
 	KUNIT_CASE(mrt_test_1200_vmas),
 	KUNIT_CASE_SLOW(mrt_test_5200_vmas),
 	KUNIT_CASE_SLOW(mrt_test_fault_races_unmap),

@@ -103,6 +103,8 @@ struct mmu_range_tracker {
 	struct mutex own_lock;
 	unsigned int granule_shift;
 	bool dead;
+	/* See mmu_range_tracker_set_owner(). */
+	void *owner;
 	/* Live and dying ranges by address, RCU-safe for lookups. */
 	struct maple_tree ranges;
 	/*
@@ -152,6 +154,7 @@ struct mmu_tracked_range *mmu_range_tracker_find(struct mmu_range_tracker *t,
 						 unsigned long end);
 void mmu_tracked_range_put(struct mmu_tracked_range *r);
 
+void mmu_range_tracker_set_owner(struct mmu_range_tracker *t, void *owner);
 void mmu_range_tracker_remove_deferred(struct mmu_tracked_range *r);
 void mmu_range_tracker_synchronize(struct mmu_range_tracker *t);
 void mmu_range_tracker_get_stats(struct mmu_range_tracker *t,
