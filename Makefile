@@ -9,7 +9,7 @@
 export KSRC
 
 .PHONY: help deps assemble kernelversion kunit kunit-default kunit-debug \
-	selftest demo check test clean distclean
+	selftest demo nouveau check test clean distclean
 
 help:
 	@echo 'mmu_range_tracker: targets'
@@ -18,6 +18,7 @@ help:
 	@echo '  make kunit          build UML kernels and run the KUnit suite (default and debug configs)'
 	@echo '  make kunit-default  the KUnit suite with mm/.kunitconfig only'
 	@echo '  make kunit-debug    the KUnit suite with lockdep, DEBUG_VM and slub_debug'
+	@echo '  make nouveau        build nouveau (DRM_NOUVEAU_SVM=y) with the conversion; W=1 + sparse'
 	@echo '  make check          checkpatch --strict, W=1 + sparse, Coccinelle, kernel-doc'
 	@echo '  make test           everything above; ends with "N passed, N failed" (CI runs this)'
 	@echo '  make assemble       base tree + new files + patches/ into build/src'
@@ -51,6 +52,9 @@ selftest: assemble
 demo: assemble
 	@harness/qemu.sh demo
 
+nouveau: assemble
+	@harness/nouveau.sh
+
 check: assemble
 	@harness/check.sh
 
@@ -58,7 +62,7 @@ test:
 	@mkdir -p build && harness/test.sh
 
 clean:
-	rm -rf build/src build/stage build/kunit-* build/qemu-* build/docs build/results \
+	rm -rf build/src build/stage build/kunit-* build/qemu-* build/nouveau-* build/docs build/results \
 		build/*.log build/*.out
 
 distclean:

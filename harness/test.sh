@@ -18,6 +18,7 @@ fi
 # build of the selftest: run it after those.
 stage "kunit (default)" "$REPO/harness/kunit.sh" default || rc=1
 stage "selftest (x86_64 kernel in QEMU)" "$REPO/harness/qemu.sh" selftest || rc=1
+stage "nouveau (x86_64 build, W=1, sparse)" "$REPO/harness/nouveau.sh" || rc=1
 stage check "$REPO/harness/check.sh" || rc=1
 stage "kunit (debug: lockdep, DEBUG_VM, slub_debug)" "$REPO/harness/kunit.sh" debug || rc=1
 
