@@ -33,3 +33,24 @@ kcc() {
 		echo gcc
 	fi
 }
+
+# x86_64_config NAME BUILD_DIR FRAGMENT: configure BUILD_DIR as allnoconfig +
+# FRAGMENT (only when the fragment changed or there is no .config, so that
+# rebuilds stay incremental), take in Kconfig changes of the patches, and
+# fail naming every line of FRAGMENT that did not make it into .config.
+x86_64_config() {
+	local name=$1 dir=$2 frag=$3 missing
+	local mk=(make -s -C "$SRC" O="$dir" ARCH=x86_64 CC="$(kcc)")
+
+	mkdir -p "$dir"
+	if [ ! -f "$dir/.config" ] || ! cmp -s "$frag" "$dir/.mrt-fragment"; then
+		say "$name: configuring $dir (allnoconfig + $(basename "$frag"))"
+		"${mk[@]}" KCONFIG_ALLCONFIG="$frag" allnoconfig
+		cp "$frag" "$dir/.mrt-fragment"
+	fi
+	"${mk[@]}" olddefconfig >/dev/null
+	missing=$(grep -v '^#' "$frag" | while read -r opt; do
+		[ -z "$opt" ] || grep -qx "$opt" "$dir/.config" || echo "$opt"
+	done)
+	[ -z "$missing" ] || die "$name: options missing from $dir/.config: $missing"
+}

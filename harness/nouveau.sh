@@ -20,16 +20,7 @@ kmake() {
 	make -s -C "$SRC" O="$bdir" ARCH=x86_64 CC="$(kcc)" -j"$JOBS" "$@"
 }
 
-if [ ! -f "$bdir/.config" ] || ! cmp -s "$frag" "$bdir/.mrt-fragment"; then
-	say "nouveau: configuring $bdir (allnoconfig + $(basename "$frag"))"
-	kmake KCONFIG_ALLCONFIG="$frag" allnoconfig
-	cp "$frag" "$bdir/.mrt-fragment"
-fi
-kmake olddefconfig >/dev/null
-missing=$(grep -v '^#' "$frag" | while read -r opt; do
-	[ -z "$opt" ] || grep -qx "$opt" "$bdir/.config" || echo "$opt"
-done)
-[ -z "$missing" ] || die "nouveau: options missing from $bdir/.config: $missing"
+x86_64_config nouveau "$bdir" "$frag"
 
 passed=0 failed=0
 t0=$(date +%s)

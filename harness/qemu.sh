@@ -22,17 +22,7 @@ kmake() {
 	make -s -C "$SRC" O="$bdir" ARCH=x86_64 CC="$(kcc)" -j"$JOBS" "$@"
 }
 
-# Configure only when the fragment changed or there is no .config yet, so
-# that a warm rebuild stays incremental.
-if [ ! -f "$bdir/.config" ] || ! cmp -s "$frag" "$bdir/.mrt-fragment"; then
-	say "qemu: configuring $bdir (allnoconfig + $(basename "$frag"))"
-	kmake KCONFIG_ALLCONFIG="$frag" allnoconfig
-	cp "$frag" "$bdir/.mrt-fragment"
-fi
-missing=$(grep -v '^#' "$frag" | while read -r opt; do
-	[ -z "$opt" ] || grep -qx "$opt" "$bdir/.config" || echo "$opt"
-done)
-[ -z "$missing" ] || die "qemu: options missing from $bdir/.config: $missing"
+x86_64_config qemu "$bdir" "$frag"
 
 say "qemu: building bzImage and modules in $bdir"
 t0=$(date +%s)
