@@ -210,30 +210,6 @@ static struct mmu_tracked_range *mrt_get_live(struct mmu_tracked_range *r)
 	return r;
 }
 
-/*
- * Shrink [*start, *end) around @addr so that it overlaps no live range.
- * Dying ranges do not count: their slots in the tree are overwritten. No live
- * range may contain @addr.
- */
-static void mrt_clip(struct mmu_range_tracker *t, unsigned long addr,
-		     unsigned long *start, unsigned long *end)
-{
-	MA_STATE(mas, &t->ranges, *start, *start);
-	struct mmu_tracked_range *r;
-
-	lockdep_assert_held(&t->tree_lock);
-	mas_for_each(&mas, r, *end - 1) {
-		if (mrt_is_dying(r))
-			continue;
-		if (mmu_tracked_range_end(r) <= addr) {
-			*start = max(*start, mmu_tracked_range_end(r));
-		} else {
-			*end = min(*end, mmu_tracked_range_start(r));
-			break;
-		}
-	}
-}
-
 static unsigned long mrt_granule_index(struct mmu_range_tracker *t,
 				       unsigned long addr)
 {
@@ -325,6 +301,24 @@ static unsigned long mrt_next_gap(struct mmu_range_tracker *t,
 		*pos = mmu_tracked_range_end(r);
 	}
 	return end;
+}
+
+/*
+ * Shrink [*start, *end) around @addr to the gap between live ranges that
+ * contains it. Dying ranges do not count: their slots in the tree are
+ * overwritten. No live range may contain @addr.
+ */
+static void mrt_clip(struct mmu_range_tracker *t, unsigned long addr,
+		     unsigned long *start, unsigned long *end)
+{
+	unsigned long pos = *start, gap_end;
+
+	lockdep_assert_held(&t->tree_lock);
+	/* Gaps that end at or before @addr are followed by a live range. */
+	while ((gap_end = mrt_next_gap(t, &pos, *end)) <= addr)
+		pos = gap_end;
+	*start = pos;
+	*end = gap_end;
 }
 
 /*
