@@ -1,32 +1,38 @@
 # SPDX-License-Identifier: GPL-2.0
 # mmu_range_tracker harness. The kernel files of this repository live at
-# their kernel paths; this Makefile assembles them with patches/ onto a
-# Linux 6.12 base tree in build/ and builds and tests there.
+# their kernel paths; this Makefile assembles them with patches/$(BASE)/ onto
+# a Linux base tree in build/$(BASE)/ and builds and tests there.
 #
-# KSRC=/path/to/linux-6.12.y uses your own base tree instead of Debian's
-# linux-source-6.12.
+# BASE=7.3 (default: the current stable kernel, Debian's linux-source-7.3)
+# or BASE=6.12 (the LTS backport, Debian's linux-source-6.12).
+# KSRC=/path/to/linux uses your own tree of that base instead of Debian's.
 
-export KSRC
+BASE ?= 7.3
+export BASE KSRC
 
 .PHONY: help deps assemble kernelversion kunit kunit-default kunit-debug \
-	selftest demo nouveau check test clean distclean
+	selftest demo nouveau check series series-check test clean distclean
 
 help:
-	@echo 'mmu_range_tracker: targets'
+	@echo 'mmu_range_tracker: targets (BASE=$(BASE))'
 	@echo '  make demo           boot QEMU and show the tracker following munmap, drawn'
 	@echo '  make selftest       boot QEMU, load test_hmm_intervals.ko, run hmm_intervals_tests, unload'
 	@echo '  make kunit          build UML kernels and run the KUnit suite (default and debug configs)'
-	@echo '  make kunit-default  the KUnit suite with mm/.kunitconfig only'
+	@echo '  make kunit-default  the KUnit suite with mm/tests/.kunitconfig only'
 	@echo '  make kunit-debug    the KUnit suite with lockdep, DEBUG_VM and slub_debug'
 	@echo '  make nouveau        build nouveau (DRM_NOUVEAU_SVM=y) with the conversion; W=1 + sparse'
-	@echo '  make check          checkpatch --strict, W=1 + sparse, Coccinelle, kernel-doc'
-	@echo '  make test           everything above; ends with "N passed, N failed" (CI runs this)'
-	@echo '  make assemble       base tree + new files + patches/ into build/src'
+	@echo '  make check          checkpatch --strict, W=1 + sparse, Coccinelle, kernel-doc, Sphinx'
+	@echo '  make series         the patch series with a cover letter, into build/$$BASE/series/'
+	@echo '  make series-check   git am of the series onto the pristine base, checkpatch and a'
+	@echo '                      build of every patch in turn (after make kunit-default)'
+	@echo '  make test           everything, on 7.3 and on the 6.12 backport; ends with'
+	@echo '                      "N passed, N failed" (CI runs this)'
+	@echo '  make assemble       base tree + new files + patches/$$BASE/ into build/$$BASE/src'
 	@echo '  make kernelversion  print the version of the base tree'
 	@echo '  make deps           install the Debian packages the harness needs'
-	@echo '  make clean          remove build/ except the unpacked base tree'
+	@echo '  make clean          remove build/ except the downloaded and unpacked bases'
 	@echo '  make distclean      remove build/ entirely'
-	@echo 'Variables: KSRC=/path/to/linux (base tree), JOBS=N (parallel jobs)'
+	@echo 'Variables: BASE=7.3|6.12, KSRC=/path/to/linux (your own base tree), JOBS=N'
 
 deps:
 	@mkdir -p build && harness/deps.sh
@@ -35,7 +41,7 @@ assemble: deps
 	@harness/assemble.sh
 
 kernelversion: assemble
-	@$(MAKE) -s -C build/src kernelversion
+	@$(MAKE) -s -C build/$(BASE)/src kernelversion
 
 kunit: assemble
 	@harness/kunit.sh default debug
@@ -58,12 +64,19 @@ nouveau: assemble
 check: assemble
 	@harness/check.sh
 
+series: deps
+	@harness/series.sh format
+
+series-check: assemble
+	@harness/series.sh check
+
 test:
 	@mkdir -p build && harness/test.sh
 
 clean:
-	rm -rf build/src build/stage build/kunit-* build/qemu-* build/nouveau-* build/docs build/results \
-		build/*.log build/*.out
+	rm -rf $(foreach b,7.3 6.12,build/$(b)/src build/$(b)/stage build/$(b)/kunit-* \
+		build/$(b)/qemu-* build/$(b)/nouveau-* build/$(b)/docs build/$(b)/results \
+		build/$(b)/series* build/$(b)/*.log build/$(b)/*.out)
 
 distclean:
 	rm -rf build

@@ -1,8 +1,11 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
-# Assemble build/src = pristine base + the repository's new kernel files +
-# patches/series applied strictly (no fuzz). Incremental: only files whose
+# Assemble build/$BASE/src = pristine base + the repository's new kernel files +
+# patches/$BASE/series applied strictly (no fuzz). Incremental: only files whose
 # content changed are rewritten, so kbuild rebuilds only what depends on them.
+#
+# Usage: harness/assemble.sh [N]   (only the first N patches of the series;
+# harness/series.sh builds the series patch by patch this way)
 set -euo pipefail
 . "$(dirname "$0")/common.sh"
 
@@ -24,28 +27,41 @@ stage_dir=$BUILD/stage
 rm -rf "$stage_dir"
 mkdir -p "$stage_dir"
 
-# 1. The repository's new files. None may shadow an upstream file: changes to
-#    upstream files are patches.
+# 1. The repository's new files, each added by the patch whose line in
+#    patches/$BASE/series names it. None may shadow an upstream file (changes
+#    to upstream files are patches), and none may be left out of the series.
 cd "$REPO"
-new=$(for d in $KERNEL_DIRS; do if [ -d "$d" ]; then find "$d" -type f; fi; done | sort)
+series=()
+claimed=()
+upto=${1:-}
+while read -r p files; do
+	[ -z "$upto" ] || [ "${#series[@]}" -lt "$upto" ] || break
+	[ -f "$PATCHES/$p" ] || die "patches/$BASE/series names missing patch $p"
+	series+=("$p")
+	# shellcheck disable=SC2206
+	claimed+=($files)
+done < <(series_lines)
+new=$(printf '%s\n' "${claimed[@]}" | grep . | sort || true)
+dups=$(uniq -d <<<"$new")
+[ -z "$dups" ] || die "patches/$BASE/series adds these files twice: $dups"
+if [ -z "$upto" ]; then
+	present=$(for d in $KERNEL_DIRS; do if [ -d "$d" ]; then find "$d" -type f; fi; done | sort)
+	orphans=$(comm -23 <(printf '%s\n' "$present") <(printf '%s\n' "$new") | grep . || true)
+	[ -z "$orphans" ] || die "not added by any patch of patches/$BASE/series: $orphans"
+fi
 for f in $new; do
+	[ -f "$f" ] || die "patches/$BASE/series adds $f, which is not in the repository"
 	[ -e "$base/$f" ] &&
-		die "$f exists in the base tree: keep changes to it as a patch in patches/"
+		die "$f exists in the base tree: keep changes to it as a patch in patches/$BASE/"
 	mkdir -p "$stage_dir/$(dirname "$f")"
 	cp -p "$f" "$stage_dir/$f"
 done
 
-# 2. The pristine version of every file a patch touches, then the patches.
-series=()
-if [ -f patches/series ]; then
-	while read -r p; do
-		[ -z "$p" ] || [ "${p:0:1}" = "#" ] || series+=("$p")
-	done <patches/series
-fi
+# 2. The pristine version of every upstream file a patch touches, then the
+#    patches, in order.
 touched=$(for p in "${series[@]}"; do
-	[ -f "patches/$p" ] || die "patches/series names missing patch $p"
 	sed -n 's|^+++ b/\([^[:space:]]*\).*|\1|p; s|^--- a/\([^[:space:]]*\).*|\1|p' \
-		"patches/$p"
+		"$PATCHES/$p"
 done | sort -u)
 for f in $touched; do
 	if [ -e "$base/$f" ] && [ ! -e "$stage_dir/$f" ]; then
@@ -55,9 +71,9 @@ for f in $touched; do
 done
 for p in "${series[@]}"; do
 	if ! out=$(cd "$stage_dir" && patch -p1 --fuzz=0 --batch --forward \
-			--no-backup-if-mismatch -r - <"$REPO/patches/$p" 2>&1); then
+			--no-backup-if-mismatch -r - <"$PATCHES/$p" 2>&1); then
 		printf '%s\n' "$out" >&2
-		die "patch patches/$p does not apply to $(basename "$base") (no fuzz allowed)"
+		die "patch patches/$BASE/$p does not apply to $(basename "$base") (no fuzz allowed)"
 	fi
 done
 

@@ -7,9 +7,9 @@
 set -euo pipefail
 . "$(dirname "$0")/common.sh"
 
-# Objects built and checked, in the UML KUnit build of mm/.kunitconfig and
-# in the x86_64 build that QEMU boots.
-OBJS="mm/mmu_range_tracker.o mm/mmu_range_tracker_kunit.o mm/mmu_notifier.o"
+# Objects built and checked, in the UML KUnit build of mm/tests/.kunitconfig
+# and in the x86_64 build that QEMU boots.
+OBJS="mm/mmu_range_tracker.o mm/tests/mmu_range_tracker_kunit.o mm/mmu_notifier.o"
 X86_OBJS="mm/mmu_range_tracker.o mm/mmu_notifier.o lib/test_hmm_intervals.o"
 # Sources that are entirely ours (checkpatch -f, Coccinelle, kernel-doc).
 cd "$REPO"
@@ -48,16 +48,15 @@ checkpatch() {
 for f in $NEW_FILES; do
 	gate "checkpatch -f $f" checkpatch -f "$f"
 done
-while read -r p; do
-	[ -z "$p" ] || [ "${p:0:1}" = "#" ] && continue
-	gate "checkpatch patches/$p" checkpatch "$REPO/patches/$p"
-done <patches/series
+while read -r p _; do
+	gate "checkpatch patches/$BASE/$p" checkpatch "$PATCHES/$p"
+done < <(series_lines)
 
 # A configured, built UML tree to compile single objects in.
 if [ ! -f "$bdir/vmlinux" ]; then
 	say "check: no $bdir yet, building it (harness/kunit.sh would too)"
 	(cd "$SRC" && python3 tools/testing/kunit/kunit.py build \
-		--build_dir="$bdir" --kunitconfig="$REPO/mm/.kunitconfig" \
+		--build_dir="$bdir" --kunitconfig="$REPO/mm/tests/.kunitconfig" \
 		--jobs="$JOBS" --make_options="CC=$(kcc)") >"$BUILD/check-build.log" 2>&1 ||
 		die "UML build failed, see $BUILD/check-build.log"
 fi

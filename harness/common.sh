@@ -2,7 +2,18 @@
 # Shared settings for the harness scripts. Sourced, not executed.
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-BUILD=${BUILD:-$REPO/build}
+# The base tree the series applies to: 7.3 (current stable, the default) or
+# 6.12 (the LTS backport). Each base has its patch set, patches/$BASE/, and
+# its build folders, build/$BASE/.
+BASE=${BASE:-7.3}
+case $BASE in
+7.3 | 6.12) ;;
+*) printf 'ERROR: BASE=%s: the bases are 7.3 and 6.12\n' "$BASE" >&2; exit 1 ;;
+esac
+export BASE
+TOP_BUILD=$REPO/build
+BUILD=$TOP_BUILD/$BASE
+PATCHES=$REPO/patches/$BASE
 # The assembled tree: pristine base + the repository's new files + its patches.
 SRC=$BUILD/src
 # Folders of the repository that hold new kernel files at their kernel paths.
@@ -24,32 +35,67 @@ stage() {
 }
 
 # The compiler, through ccache when it is installed. CCACHE_BASEDIR makes
-# hits possible across clones of the repository in different folders.
+# hits possible across build folders of one tree and across clones of the
+# repository in different folders (exported here: kcc runs in a subshell).
+export CCACHE_BASEDIR=$REPO
 kcc() {
 	if command -v ccache >/dev/null 2>&1; then
-		export CCACHE_BASEDIR=$REPO
 		echo "ccache gcc"
 	else
 		echo gcc
 	fi
 }
 
-# x86_64_config NAME BUILD_DIR FRAGMENT: configure BUILD_DIR as allnoconfig +
-# FRAGMENT (only when the fragment changed or there is no .config, so that
-# rebuilds stay incremental), take in Kconfig changes of the patches, and
-# fail naming every line of FRAGMENT that did not make it into .config.
+# series_lines: the lines of patches/$BASE/series, comments and blank lines
+# dropped. Each line is a patch file of patches/$BASE/, then the new files
+# (repository paths) that the patch adds to the tree, if any.
+series_lines() {
+	[ -f "$PATCHES/series" ] || die "no $PATCHES/series"
+	sed -e 's/#.*//' -e '/^[[:space:]]*$/d' "$PATCHES/series"
+}
+
+# progress_start DIR NAME: while the caller runs a long build in DIR, print a
+# line a minute with the number of objects built so far, so that a cold
+# build is not minutes of silence. progress_stop ends it.
+progress_start() {
+	local dir=$1 name=$2
+	mkdir -p "$dir"
+	touch "$dir/.mrt-progress"
+	(
+		t0=$(date +%s)
+		while sleep 60; do
+			echo "  $name: $((($(date +%s) - t0) / 60)) min, $(find "$dir" -name '*.o' -newer "$dir/.mrt-progress" | wc -l) objects built"
+		done
+	) &
+	PROGRESS_PID=$!
+}
+progress_stop() {
+	[ -n "${PROGRESS_PID:-}" ] || return 0
+	kill "$PROGRESS_PID" 2>/dev/null || true
+	wait "$PROGRESS_PID" 2>/dev/null || true
+	PROGRESS_PID=
+}
+
+# x86_64_config NAME BUILD_DIR FRAGMENT...: configure BUILD_DIR as
+# allnoconfig + the FRAGMENTs (only when they changed or there is no
+# .config, so that rebuilds stay incremental), take in Kconfig changes of the
+# patches, and fail naming every line of a FRAGMENT that did not make it
+# into .config.
 x86_64_config() {
-	local name=$1 dir=$2 frag=$3 missing
+	local name=$1 dir=$2 missing
+	shift 2
 	local mk=(make -s -C "$SRC" O="$dir" ARCH=x86_64 CC="$(kcc)")
 
 	mkdir -p "$dir"
-	if [ ! -f "$dir/.config" ] || ! cmp -s "$frag" "$dir/.mrt-fragment"; then
-		say "$name: configuring $dir (allnoconfig + $(basename "$frag"))"
-		"${mk[@]}" KCONFIG_ALLCONFIG="$frag" allnoconfig
-		cp "$frag" "$dir/.mrt-fragment"
+	cat "$@" >"$dir/.mrt-fragment.new"
+	if [ ! -f "$dir/.config" ] || ! cmp -s "$dir/.mrt-fragment.new" "$dir/.mrt-fragment"; then
+		say "$name: configuring $dir (allnoconfig + $(for f in "$@"; do basename "$f"; done | xargs))"
+		"${mk[@]}" KCONFIG_ALLCONFIG="$dir/.mrt-fragment.new" allnoconfig
+		mv "$dir/.mrt-fragment.new" "$dir/.mrt-fragment"
 	fi
+	rm -f "$dir/.mrt-fragment.new"
 	"${mk[@]}" olddefconfig >/dev/null
-	missing=$(grep -v '^#' "$frag" | while read -r opt; do
+	missing=$(grep -hv '^#' "$@" | while read -r opt; do
 		[ -z "$opt" ] || grep -qx "$opt" "$dir/.config" || echo "$opt"
 	done)
 	[ -z "$missing" ] || die "$name: options missing from $dir/.config: $missing"

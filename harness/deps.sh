@@ -6,8 +6,10 @@ set -euo pipefail
 
 PKGS=(build-essential bc bison flex libelf-dev libssl-dev cpio rsync
       python3 xz-utils ccache sparse coccinelle patch perl
-      python3-sphinx python3-sphinx-rtd-theme qemu-system-x86)
-[ -n "${KSRC:-}" ] || PKGS+=(linux-source-6.12)
+      python3-sphinx python3-sphinx-rtd-theme qemu-system-x86 git
+      python3-ply python3-git)
+# 7.3 is downloaded by harness/base.sh, not installed (another suite).
+[ -n "${KSRC:-}" ] || [ "$BASE" != 6.12 ] || PKGS+=(linux-source-6.12)
 PKGS+=("$@")
 
 missing=()
@@ -22,8 +24,9 @@ fi
 say "deps: installing ${missing[*]}"
 [ "$(id -u)" -eq 0 ] || die "need root to apt-get install: ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
-apt-get update -q >"$BUILD/apt-update.log" 2>&1 ||
-	die "apt-get update failed, see $BUILD/apt-update.log"
+mkdir -p "$TOP_BUILD"
+apt-get update -q >"$TOP_BUILD/apt-update.log" 2>&1 ||
+	die "apt-get update failed, see $TOP_BUILD/apt-update.log"
 apt-get install -y -q --no-install-recommends "${missing[@]}" \
-	>"$BUILD/apt-install.log" 2>&1 ||
-	die "apt-get install failed, see $BUILD/apt-install.log"
+	>"$TOP_BUILD/apt-install.log" 2>&1 ||
+	die "apt-get install failed, see $TOP_BUILD/apt-install.log"

@@ -11,8 +11,8 @@ set -euo pipefail
 
 # name:kunitconfig files, relative to the repository.
 declare -A CONFIGS=(
-	[default]="mm/.kunitconfig"
-	[debug]="mm/.kunitconfig harness/kunit/debug.config"
+	[default]="mm/tests/.kunitconfig"
+	[debug]="mm/tests/.kunitconfig harness/kunit/debug.config"
 )
 # The one known report of an unmodified UML KUnit boot, from virt-pci.
 UML_KNOWN='arch/um/drivers/virt-pci\.c'

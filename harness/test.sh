@@ -1,32 +1,55 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 # make test: every gate and suite, each timed; all run even when one fails.
-# Ends with the line 'N passed, N failed[, N skipped]' summed over them.
+# Linux 7.3, the base the series is for, runs everything; the 6.12 backport
+# runs its KUnit suite in both configurations and the kselftest.
+# Ends with the line 'N passed, N failed[, N skipped]' summed over both.
 set -euo pipefail
 . "$(dirname "$0")/common.sh"
 
+H=$REPO/harness
 t0=$(date +%s)
-rm -rf "$BUILD/results"
-mkdir -p "$BUILD/results"
 rc=0
-if ! stage deps "$REPO/harness/deps.sh" ||
-   ! stage assemble "$REPO/harness/assemble.sh"; then
-	echo "0 passed, 1 failed"
-	exit 1
-fi
-# check compiles its objects in the default KUnit build and the x86_64
-# build of the selftest: run it after those.
-stage "kunit (default)" "$REPO/harness/kunit.sh" default || rc=1
-stage "selftest (x86_64 kernel in QEMU)" "$REPO/harness/qemu.sh" selftest || rc=1
-stage "nouveau (x86_64 build, W=1, sparse)" "$REPO/harness/nouveau.sh" || rc=1
-stage check "$REPO/harness/check.sh" || rc=1
-stage "kunit (debug: lockdep, DEBUG_VM, slub_debug)" "$REPO/harness/kunit.sh" debug || rc=1
+
+# run_base BASE STAGE...: the stages of one base, after its deps and assembly.
+run_base() {
+	local base=$1 s
+	shift
+	export BASE=$base
+	rm -rf "$TOP_BUILD/$base/results"
+	mkdir -p "$TOP_BUILD/$base/results"
+	if ! stage "[$base] deps" "$H/deps.sh" || ! stage "[$base] assemble" "$H/assemble.sh"; then
+		echo "0 1 0" >"$TOP_BUILD/$base/results/assemble"
+		rc=1
+		return 0
+	fi
+	for s in "$@"; do
+		case $s in
+		kunit-default) stage "[$base] kunit (default)" "$H/kunit.sh" default || rc=1 ;;
+		kunit-debug) stage "[$base] kunit (debug: lockdep, DEBUG_VM, slub_debug)" "$H/kunit.sh" debug || rc=1 ;;
+		selftest) stage "[$base] selftest (x86_64 kernel in QEMU)" "$H/qemu.sh" selftest || rc=1 ;;
+		nouveau) stage "[$base] nouveau (x86_64 build, W=1, sparse)" "$H/nouveau.sh" || rc=1 ;;
+		# check compiles its objects in the default KUnit build and the
+		# x86_64 build of the selftest: it runs after those.
+		check) stage "[$base] check" "$H/check.sh" || rc=1 ;;
+		# After kunit-default: the per-patch builds start from its config.
+		series) stage "[$base] series (format-patch, git am, checkpatch, per-patch builds)" \
+			"$H/series.sh" check || rc=1 ;;
+		esac
+	done
+}
+
+run_base 7.3 kunit-default selftest nouveau check series kunit-debug
+run_base 6.12 kunit-default selftest kunit-debug
 
 passed=0 failed=0 skipped=0
-for f in "$BUILD"/results/*; do
-	read -r p f_ s <"$f"
-	printf '  %-16s %s passed, %s failed, %s skipped\n' "$(basename "$f")" "$p" "$f_" "$s"
-	passed=$((passed + p)) failed=$((failed + f_)) skipped=$((skipped + s))
+for base in 7.3 6.12; do
+	for f in "$TOP_BUILD/$base"/results/*; do
+		[ -f "$f" ] || continue
+		read -r p f_ s <"$f"
+		printf '  %-5s %-16s %s passed, %s failed, %s skipped\n' "$base" "$(basename "$f")" "$p" "$f_" "$s"
+		passed=$((passed + p)) failed=$((failed + f_)) skipped=$((skipped + s))
+	done
 done
 say "test: done in $(($(date +%s) - t0)) s"
 [ "$rc" -eq 0 ] || [ "$failed" -gt 0 ] || failed=1

@@ -346,7 +346,7 @@ static int hmi_open(struct inode *inode, struct file *file)
 
 	if (!current->mm)
 		return -EINVAL;
-	h = kzalloc(sizeof(*h), GFP_KERNEL);
+	h = kzalloc_obj(*h);
 	if (!h)
 		return -ENOMEM;
 	mutex_init(&h->lock);

@@ -112,7 +112,7 @@ static bool mrt_invalidate(struct mmu_interval_notifier *mni,
 	 * Advance the sequence before zapping, under the lock readers commit
 	 * under: a reader that checks after we unlock sees the new sequence,
 	 * one that committed before we locked is zapped below. The device's
-	 * own make_device_exclusive_range() is the exception: its fault path
+	 * own make_device_exclusive() is the exception: its fault path
 	 * maps the page right after, and would otherwise always see its read
 	 * as stale (see mmu_range_tracker_set_owner()).
 	 */
@@ -149,7 +149,7 @@ static struct mmu_tracked_range *mrt_alloc_range(struct mmu_range_tracker *t)
 	if (t->ops->alloc_range)
 		r = t->ops->alloc_range(t);
 	else
-		r = kzalloc(sizeof(*r), GFP_KERNEL);
+		r = kzalloc_obj(*r);
 	if (!r)
 		return NULL;
 	r->tracker = t;
@@ -537,7 +537,7 @@ int mmu_range_tracker_init(struct mmu_range_tracker *t, struct mm_struct *mm,
 	mutex_init(&t->tree_lock);
 	/*
 	 * RCU for lock-free lookups. MT_FLAGS_ALLOC_RANGE is not for gap
-	 * tracking: 6.12's RCU free walk misreads the metadata of non-full
+	 * tracking: the RCU free walk of 6.12.y misreads the metadata of non-full
 	 * maple_range_64 nodes (hazard 11), allocation-range nodes are safe.
 	 */
 	mt_init_flags(&t->ranges, MT_FLAGS_ALLOC_RANGE | MT_FLAGS_USE_RCU |
@@ -754,10 +754,10 @@ EXPORT_SYMBOL_GPL(mmu_tracked_range_read_retry);
 /**
  * mmu_range_tracker_set_owner - Name the device's own exclusive accesses
  * @t: The tracker
- * @owner: The owner the driver passes to make_device_exclusive_range(), or
+ * @owner: The owner the driver passes to make_device_exclusive(), or
  *         NULL
  *
- * make_device_exclusive_range() invalidates the page with
+ * make_device_exclusive() invalidates the page with
  * %MMU_NOTIFY_EXCLUSIVE and its owner before the device maps it for atomic
  * access. For those invalidations the tracker still calls ->invalidate but
  * does not advance the range's sequence, so that the fault path that asked

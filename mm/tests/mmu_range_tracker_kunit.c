@@ -87,7 +87,7 @@ static struct mmu_tracked_range *mrt_test_alloc_range(struct mmu_range_tracker *
 
 	if (READ_ONCE(dev->fail_alloc))
 		return NULL;
-	tr = kzalloc(sizeof(*tr), GFP_KERNEL);
+	tr = kzalloc_obj(*tr);
 	if (!tr)
 		return NULL;
 	tr->magic = MRT_TEST_MAGIC;
@@ -1088,7 +1088,7 @@ static void mrt_test_fault_races_unmap(struct kunit *test)
 
 #if IS_BUILTIN(CONFIG_MMU_RANGE_TRACKER_KUNIT_TEST)
 /*
- * An invalidation as make_device_exclusive_range() issues it. Needs the
+ * An invalidation as make_device_exclusive() issues it. Needs the
  * unexported __mmu_notifier_invalidate_range_start(): built-in tests only.
  */
 static void mrt_test_exclusive(struct mrt_test_dev *dev, unsigned long start,
@@ -1135,6 +1135,90 @@ static void mrt_test_exclusive_owner(struct kunit *test)
 }
 #endif
 
+/* --- two-pass interval notifiers of other users in the same mm --- */
+
+/* Another user of the mm with a two-pass notifier, as Xe's userptr. */
+struct mrt_two_pass {
+	struct mmu_interval_notifier notifier;
+	struct mmu_interval_notifier_finish finish;
+	struct mrt_test_dev *dev;
+	unsigned long addr;
+	int starts, finishes;
+	/* The tracker's device had dropped @addr when the finish pass ran. */
+	bool zapped_at_finish;
+};
+
+static bool mrt_two_pass_start(struct mmu_interval_notifier *mni,
+			       const struct mmu_notifier_range *range,
+			       unsigned long cur_seq,
+			       struct mmu_interval_notifier_finish **finish)
+{
+	struct mrt_two_pass *tp = container_of(mni, struct mrt_two_pass,
+					       notifier);
+
+	mmu_interval_set_seq(mni, cur_seq);
+	tp->starts++;
+	*finish = &tp->finish;
+	return true;
+}
+
+static void mrt_two_pass_finish(struct mmu_interval_notifier_finish *finish)
+{
+	struct mrt_two_pass *tp = container_of(finish, struct mrt_two_pass,
+					       finish);
+
+	tp->finishes++;
+	tp->zapped_at_finish = !mrt_test_mapped(tp->dev, tp->addr);
+}
+
+static const struct mmu_interval_notifier_ops mrt_two_pass_ops = {
+	.invalidate_start = mrt_two_pass_start,
+	.invalidate_finish = mrt_two_pass_finish,
+};
+
+/*
+ * The tracker's one-pass notifiers and another user's two-pass notifier on
+ * the same memory: every invalidation reaches both, the tracker's zap is
+ * done before any finish pass runs, and reshaping goes on as usual.
+ */
+static void mrt_test_two_pass_neighbour(struct kunit *test)
+{
+	unsigned long addr = mrt_test_mmap(test, 8);
+	struct mrt_test_dev *dev = mrt_test_dev_create(test, &mrt_test_ops, 0,
+						       addr, 8);
+	struct mrt_two_pass tp = { .dev = dev, .addr = addr + 2 * PAGE_SIZE };
+	struct mrt_span spans[MRT_TEST_MAX_SPANS];
+	unsigned long a;
+
+	for (a = addr; a < addr + 8 * PAGE_SIZE; a += PAGE_SIZE)
+		KUNIT_ASSERT_EQ(test, mrt_test_commit(dev, a), 0);
+	KUNIT_ASSERT_EQ(test, mmu_interval_notifier_insert(&tp.notifier,
+							   current->mm, addr,
+							   8 * PAGE_SIZE,
+							   &mrt_two_pass_ops),
+			0);
+
+	KUNIT_EXPECT_EQ(test, vm_munmap(addr + 2 * PAGE_SIZE, PAGE_SIZE), 0);
+	KUNIT_EXPECT_EQ(test, tp.starts, 1);
+	KUNIT_EXPECT_EQ(test, tp.finishes, 1);
+	KUNIT_EXPECT_TRUE(test, tp.zapped_at_finish);
+	KUNIT_EXPECT_EQ(test, atomic_read(&dev->invalidations), 1);
+
+	mmu_range_tracker_synchronize(&dev->t);
+	KUNIT_ASSERT_EQ(test, mrt_test_spans(dev, addr, addr + 8 * PAGE_SIZE,
+					     spans), 2);
+	MRT_EXPECT_SPAN(test, spans[0], addr, addr + 2 * PAGE_SIZE);
+	MRT_EXPECT_SPAN(test, spans[1], addr + 3 * PAGE_SIZE, addr + 8 * PAGE_SIZE);
+
+	/* The survivors and the two-pass notifier both see the next one. */
+	tp.addr = addr + 5 * PAGE_SIZE;
+	KUNIT_EXPECT_EQ(test, vm_munmap(addr + 5 * PAGE_SIZE, PAGE_SIZE), 0);
+	KUNIT_EXPECT_EQ(test, tp.finishes, 2);
+	KUNIT_EXPECT_TRUE(test, tp.zapped_at_finish);
+	KUNIT_EXPECT_TRUE(test, mrt_test_mapped(dev, addr + 4 * PAGE_SIZE));
+	mmu_interval_notifier_remove(&tp.notifier);
+}
+
 /* --- the lookup, against the baselines it is meant to match --- */
 
 struct mrt_itree_entry {
@@ -1180,11 +1264,15 @@ static void mrt_bench_lookup(struct kunit *test)
 	u64 t_lookup, t_xa, t_itree;
 	struct mrt_test_dev *dev;
 	unsigned long *addrs;
-	DEFINE_XARRAY(xa);
+	struct xarray xa;
 	/* The lock a driver-side interval tree search would take. */
-	DEFINE_MUTEX(lock);
+	struct mutex lock;
 	unsigned int i;
 	ktime_t t0;
+
+	/* On the stack: initialized at run time, so lockdep gets a key. */
+	xa_init(&xa);
+	mutex_init(&lock);
 
 	/* VMA policy: every other page unmapped, 1024 one-page VMAs. */
 	for (i = 0; !shift && i < MRT_BENCH_RANGES; i++)
@@ -1286,6 +1374,7 @@ static struct kunit_case mrt_test_cases[] = {
 	KUNIT_CASE(mrt_test_use_after_fini),
 	KUNIT_CASE(mrt_test_fini_waits_for_references),
 	KUNIT_CASE(mrt_test_exclusive_owner),
+	KUNIT_CASE(mrt_test_two_pass_neighbour),
 	KUNIT_CASE(mrt_test_1200_vmas),
 	KUNIT_CASE_SLOW(mrt_test_5200_vmas),
 	KUNIT_CASE_SLOW(mrt_test_fault_races_unmap),
