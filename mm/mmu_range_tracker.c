@@ -21,15 +21,21 @@
  *     tree under mmap_read_lock() with an mm_users reference (2), so the
  *     hole is visible even when munmap downgraded its lock before the
  *     invalidation (5). Survivors are inserted *before* the old notifier is
- *     removed, so a still-mapped address is never without a notifier;
- *  2. removes the old notifier with no lock held: removal waits for running
+ *     removed, so a still-mapped address is never without a notifier. The
+ *     erase preallocates its tree nodes and, when it cannot, leaves the range
+ *     in the tree (dying, so lookups skip it, and still watched by its
+ *     notifier) for a retry: a range freed while still in the tree would be
+ *     a use after free for every later lookup (14);
+ *  2. under the update lock, zaps the device mappings of the parts of the
+ *     old range that no live range covers now, *before* the old notifier is
+ *     removed (13). Until the zap those parts may hold mappings committed
+ *     through the old range (driver removal, allocation failure, exit, a VMA
+ *     that was gone before the invalidation reached us), and only the old
+ *     notifier still delivers their invalidations. The range is dying, so
+ *     nothing commits through it after the zap;
+ *  3. removes the old notifier with no lock held: removal waits for running
  *     invalidations, which take the update lock (1), and nobody waits for
  *     this work while holding the mmap_lock (4);
- *  3. under the update lock, zaps the device mappings of the parts of the
- *     old range that no live range covers now. Mappings committed through
- *     the old range before it was marked dying may otherwise outlive a
- *     removal that got no survivor (driver removal, allocation failure,
- *     exit, a VMA that was gone before the invalidation reached us);
  *  4. drops the tracker's reference: the last reference frees the range
  *     after an RCU grace period, because mmu_range_tracker_lookup() may be
  *     reading it without any lock (9).
@@ -46,7 +52,9 @@
  * which is possible because init registers the mm's interval tree once.
  */
 
+#include <kunit/visibility.h>
 #include <linux/atomic.h>
+#include <linux/delay.h>
 #include <linux/err.h>
 #include <linux/export.h>
 #include <linux/lockdep.h>
@@ -57,6 +65,8 @@
 #include <linux/sched/mm.h>
 #include <linux/slab.h>
 #include <linux/wait_bit.h>
+
+#include "mmu_range_tracker_test.h"
 
 /* Bits of mmu_tracked_range.flags. */
 enum {
@@ -70,6 +80,40 @@ enum {
 
 /* How long fini waits for leaked references before saying so, again. */
 #define MRT_FINI_WARN_INTERVAL	(10 * HZ)
+/* How long the work waits before it retries an erase that found no memory. */
+#define MRT_ERASE_RETRY_MS	10
+
+#if IS_ENABLED(CONFIG_MMU_RANGE_TRACKER_KUNIT_TEST)
+const struct mrt_test_hooks *mrt_test_hooks;
+EXPORT_SYMBOL_IF_KUNIT(mrt_test_hooks);
+
+static void mrt_test_point(struct mmu_range_tracker *t,
+			   enum mrt_test_point point)
+{
+	const struct mrt_test_hooks *hooks = READ_ONCE(mrt_test_hooks);
+
+	if (hooks && hooks->point)
+		hooks->point(t, point);
+}
+
+static bool mrt_test_fail(struct mmu_range_tracker *t, enum mrt_test_site site)
+{
+	const struct mrt_test_hooks *hooks = READ_ONCE(mrt_test_hooks);
+
+	return hooks && hooks->fail && hooks->fail(t, site);
+}
+#else
+static inline void mrt_test_point(struct mmu_range_tracker *t,
+				  enum mrt_test_point point)
+{
+}
+
+static inline bool mrt_test_fail(struct mmu_range_tracker *t,
+				 enum mrt_test_site site)
+{
+	return false;
+}
+#endif
 
 static bool mrt_is_dying(struct mmu_tracked_range *r)
 {
@@ -127,10 +171,12 @@ static bool mrt_invalidate(struct mmu_interval_notifier *mni,
 	 * An unmap (munmap, or mremap moving pages away) or the exit of the mm
 	 * leaves part of the range without memory: reshape it later. Setting
 	 * MRT_DYING here, under the update lock, is what makes every reader
-	 * that has not committed yet retry (hazard 8).
+	 * that has not committed yet retry (hazard 8). A failed non-blockable
+	 * invalidation (the OOM reaper's) changes no CPU page table: nothing
+	 * to reshape.
 	 */
-	if (range->event == MMU_NOTIFY_UNMAP ||
-	    range->event == MMU_NOTIFY_RELEASE) {
+	if (ok && (range->event == MMU_NOTIFY_UNMAP ||
+		   range->event == MMU_NOTIFY_RELEASE)) {
 		set_bit(MRT_RESHAPE, &r->flags);
 		mrt_queue_dying(r);
 	}
@@ -146,6 +192,8 @@ static struct mmu_tracked_range *mrt_alloc_range(struct mmu_range_tracker *t)
 {
 	struct mmu_tracked_range *r;
 
+	if (mrt_test_fail(t, MRT_SITE_ALLOC_RANGE))
+		return NULL;
 	if (t->ops->alloc_range)
 		r = t->ops->alloc_range(t);
 	else
@@ -234,6 +282,8 @@ static void mrt_granule_publish(struct mmu_range_tracker *t,
 	old = xa_load(&t->granules, index);
 	if (old && !mrt_is_dying(old))
 		return;
+	if (mrt_test_fail(t, MRT_SITE_GRANULE_STORE))
+		return;
 	xa_store(&t->granules, index, r, GFP_KERNEL);
 }
 
@@ -255,11 +305,13 @@ static int mrt_publish(struct mmu_range_tracker *t,
 	 * only undo is mmu_interval_notifier_remove(), which may sleep on a
 	 * running invalidation while our caller holds the mmap_lock.
 	 */
-	ret = mas_preallocate(&mas, r, GFP_KERNEL);
+	ret = mrt_test_fail(t, MRT_SITE_TREE_STORE) ? -ENOMEM :
+	      mas_preallocate(&mas, r, GFP_KERNEL);
 	if (ret)
 		goto err_free;
 	/* Never takes the mmap_lock: the caller may hold it for read (12). */
-	ret = mmu_interval_notifier_insert_nolock(&r->notifier, t->mm, start,
+	ret = mrt_test_fail(t, MRT_SITE_INSERT) ? -ENOMEM :
+	      mmu_interval_notifier_insert_nolock(&r->notifier, t->mm, start,
 						  end - start,
 						  &mrt_notifier_ops);
 	if (ret) {
@@ -367,8 +419,17 @@ static unsigned int mrt_reshape(struct mmu_range_tracker *t,
 	return created;
 }
 
-/* Remove every slot of @r from the tree; a fault may have taken some. */
-static void mrt_erase(struct mmu_range_tracker *t, struct mmu_tracked_range *r)
+/*
+ * Remove every slot of @r from the tree; a fault may have taken some. In RCU
+ * mode an erase copies tree nodes, which takes memory: 6.12's mas_erase()
+ * returns without erasing when it cannot get it, 7.3's retries forever with
+ * __GFP_NOFAIL. Preallocate instead, so that a failure is seen: the caller
+ * keeps the range and retries (14). A range left in the tree after its free
+ * would be found by every later lookup and gap walk.
+ *
+ * Return: 0, or -ENOMEM with some slots of @r possibly still in the tree.
+ */
+static int mrt_erase(struct mmu_range_tracker *t, struct mmu_tracked_range *r)
 {
 	MA_STATE(mas, &t->ranges, 0, 0);
 	unsigned long last = mmu_tracked_range_end(r) - 1;
@@ -382,25 +443,28 @@ static void mrt_erase(struct mmu_range_tracker *t, struct mmu_tracked_range *r)
 		if (!entry)
 			break;
 		index = mas.last + 1;
-		/*
-		 * mas_erase() retries allocation until it succeeds: a range
-		 * left in the tree would be found by lookups after it is freed.
-		 */
-		if (entry == r)
-			mas_erase(&mas);
+		if (entry != r)
+			continue;
+		if (mrt_test_fail(t, MRT_SITE_TREE_ERASE) ||
+		    mas_preallocate(&mas, NULL, GFP_KERNEL))
+			return -ENOMEM;
+		mas_store_prealloc(&mas, NULL);
 	}
 	/* Storing NULL never allocates. */
 	if (t->granule_shift)
 		xa_cmpxchg(&t->granules,
 			   mrt_granule_index(t, mmu_tracked_range_start(r)), r,
 			   NULL, 0);
+	return 0;
 }
 
 /*
  * Zap the device mappings of the parts of dying range @r that no live range
- * covers. A live range's notifier was inserted before @r's was removed, so
- * its part never went unwatched; everything else may hold mappings committed
- * through @r that no notifier will ever invalidate.
+ * covers. A live range's notifier was inserted before @r's is removed, so its
+ * part never went unwatched; everything else may hold mappings committed
+ * through @r that no other notifier will ever invalidate. Called before @r's
+ * notifier is removed (13), under the update lock: @r is dying, so nothing
+ * commits through it once this returns.
  */
 static void mrt_zap_uncovered(struct mmu_range_tracker *t,
 			      struct mmu_tracked_range *r)
@@ -426,25 +490,17 @@ static void mrt_zap_uncovered(struct mmu_range_tracker *t,
 	}
 }
 
-static void mrt_work(struct work_struct *work)
+/*
+ * One pass of the deferred work over @batch (see the top of this file).
+ * Ranges whose erase found no memory move to @retry, still dying, still in
+ * the tree and still watched by their notifier.
+ */
+static void mrt_work_batch(struct mmu_range_tracker *t, struct list_head *batch,
+			   struct list_head *retry)
 {
-	struct mmu_range_tracker *t =
-		container_of(work, struct mmu_range_tracker, work);
 	struct mmu_tracked_range *r, *next;
 	unsigned int created;
-	LIST_HEAD(batch);
 	bool have_mm;
-
-#if IS_ENABLED(CONFIG_MMU_RANGE_TRACKER_KUNIT_TEST)
-	/* Lets the tests cut a range several times before the work runs. */
-	if (READ_ONCE(t->test_gate))
-		wait_for_completion(t->test_gate);
-#endif
-	spin_lock_irq(&t->pending_lock);
-	list_splice_init(&t->pending, &batch);
-	spin_unlock_irq(&t->pending_lock);
-	if (list_empty(&batch))
-		return;
 
 	/*
 	 * Inserting needs mm_users (2); an exiting mm gets no survivors, its
@@ -454,8 +510,11 @@ static void mrt_work(struct work_struct *work)
 	if (have_mm)
 		mmap_read_lock(t->mm);
 	mutex_lock(&t->tree_lock);
-	list_for_each_entry(r, &batch, pending) {
-		mrt_erase(t, r);
+	list_for_each_entry_safe(r, next, batch, pending) {
+		if (mrt_erase(t, r)) {
+			list_move_tail(&r->pending, retry);
+			continue;
+		}
 		created = 0;
 		if (have_mm && !t->dead && test_bit(MRT_RESHAPE, &r->flags) &&
 		    !test_bit(MRT_DROP, &r->flags))
@@ -470,21 +529,51 @@ static void mrt_work(struct work_struct *work)
 	mutex_unlock(&t->tree_lock);
 	if (have_mm)
 		mmap_read_unlock(t->mm);
+	mrt_test_point(t, MRT_POINT_RESHAPED);
 
-	/* Survivors are in; now the old notifiers can go, with no lock held. */
-	list_for_each_entry(r, &batch, pending)
+	/* Survivors are in: zap the rest while the old notifiers watch (13). */
+	mutex_lock(t->lock);
+	list_for_each_entry(r, batch, pending)
+		mrt_zap_uncovered(t, r);
+	mutex_unlock(t->lock);
+	mrt_test_point(t, MRT_POINT_ZAPPED);
+
+	/* Now the old notifiers can go, with no lock held (1). */
+	list_for_each_entry(r, batch, pending)
 		mmu_interval_notifier_remove(&r->notifier);
 	if (have_mm)
 		mmput(t->mm);
+	mrt_test_point(t, MRT_POINT_REMOVED);
 
-	mutex_lock(t->lock);
-	list_for_each_entry(r, &batch, pending)
-		mrt_zap_uncovered(t, r);
-	mutex_unlock(t->lock);
-
-	list_for_each_entry_safe(r, next, &batch, pending) {
+	list_for_each_entry_safe(r, next, batch, pending) {
 		list_del_init(&r->pending);
 		mmu_tracked_range_put(r);
+	}
+}
+
+static void mrt_work(struct work_struct *work)
+{
+	struct mmu_range_tracker *t =
+		container_of(work, struct mmu_range_tracker, work);
+	LIST_HEAD(batch);
+	LIST_HEAD(retry);
+
+	mrt_test_point(t, MRT_POINT_WORK_START);
+	spin_lock_irq(&t->pending_lock);
+	list_splice_init(&t->pending, &batch);
+	spin_unlock_irq(&t->pending_lock);
+
+	/*
+	 * Retry erases that found no memory until they succeed (14), giving
+	 * reclaim a moment with no lock held: synchronize and fini wait for
+	 * this work, so they return only once every range is out of the tree.
+	 */
+	while (!list_empty(&batch)) {
+		mrt_work_batch(t, &batch, &retry);
+		if (list_empty(&retry))
+			break;
+		msleep(MRT_ERASE_RETRY_MS);
+		list_splice_init(&retry, &batch);
 	}
 }
 
@@ -522,15 +611,16 @@ int mmu_range_tracker_init(struct mmu_range_tracker *t, struct mm_struct *mm,
 
 	if (!mmget_not_zero(mm))
 		return -ESRCH;
-	ret = mmu_notifier_register(NULL, mm);
+	memset(t, 0, sizeof(*t));
+	t->ops = ops;
+	ret = mrt_test_fail(t, MRT_SITE_REGISTER) ? -ENOMEM :
+	      mmu_notifier_register(NULL, mm);
 	mmput(mm);
 	if (ret)
 		return ret;
 
-	memset(t, 0, sizeof(*t));
 	mmgrab(mm);
 	t->mm = mm;
-	t->ops = ops;
 	mutex_init(&t->own_lock);
 	t->lock = lock ? lock : &t->own_lock;
 	t->granule_shift = granule_shift;

@@ -7,7 +7,6 @@
 #ifndef _LINUX_MMU_RANGE_TRACKER_H
 #define _LINUX_MMU_RANGE_TRACKER_H
 
-#include <linux/completion.h>
 #include <linux/list.h>
 #include <linux/maple_tree.h>
 #include <linux/mmu_notifier.h>
@@ -124,10 +123,6 @@ struct mmu_range_tracker {
 	spinlock_t pending_lock;
 	struct list_head pending;
 	struct work_struct work;
-#if IS_ENABLED(CONFIG_MMU_RANGE_TRACKER_KUNIT_TEST)
-	/* Set by the KUnit suite to hold the work back at its start. */
-	struct completion *test_gate;
-#endif
 	/* Ranges allocated and not yet freed. */
 	atomic_t nr_ranges;
 	/* See struct mmu_range_tracker_stats. */

@@ -22,6 +22,8 @@
 #include <linux/slab.h>
 #include <linux/xarray.h>
 
+#include "../mmu_range_tracker_test.h"
+
 #define MRT_TEST_MAX_SPANS	64
 
 struct mrt_test_dev {
@@ -38,6 +40,8 @@ struct mrt_test_dev {
 	atomic_t release_events;
 	/* alloc_range fails while set. */
 	bool fail_alloc;
+	/* The device's zap would sleep: refuse non-blockable invalidations. */
+	bool zap_sleeps;
 	/* Ranges the driver allocated and freed, and the last free's cookie. */
 	atomic_t allocated;
 	atomic_t freed;
@@ -45,6 +49,15 @@ struct mrt_test_dev {
 	bool free_before_gp;
 	/* See mrt_test_gate_close(). */
 	struct completion gate;
+	bool gated;
+	/* See mrt_test_stop_at(): a point, or -1. */
+	int stop_at;
+	struct completion stopped, resume;
+	/* See mrt_test_fail_at(). */
+	spinlock_t fail_lock;
+	int fail_skip[NR_MRT_TEST_SITES];
+	int fail_times[NR_MRT_TEST_SITES];
+	int failed[NR_MRT_TEST_SITES];
 };
 
 /* A driver structure embedding its tracked range. */
@@ -66,6 +79,8 @@ static bool mrt_test_invalidate(struct mmu_tracked_range *r,
 	struct mrt_test_dev *dev = mrt_dev(r->tracker);
 	unsigned long start, end, addr;
 
+	if (READ_ONCE(dev->zap_sleeps) && !mmu_notifier_range_blockable(range))
+		return false;
 	atomic_inc(&dev->invalidations);
 	if (!mutex_is_locked(&dev->lock))
 		atomic_inc(&dev->unlocked_invalidations);
@@ -119,6 +134,91 @@ static const struct mmu_range_tracker_ops mrt_test_embed_ops = {
 };
 
 static void mrt_test_gate_open(struct mrt_test_dev *dev);
+static void mrt_test_resume(struct mrt_test_dev *dev);
+
+/* The hooks act on this suite's trackers only. */
+static struct mrt_test_dev *mrt_test_dev_of(struct mmu_range_tracker *t)
+{
+	if (t->ops != &mrt_test_ops && t->ops != &mrt_test_embed_ops)
+		return NULL;
+	return mrt_dev(t);
+}
+
+static void mrt_hook_point(struct mmu_range_tracker *t,
+			   enum mrt_test_point point)
+{
+	struct mrt_test_dev *dev = mrt_test_dev_of(t);
+
+	if (!dev)
+		return;
+	if (point == MRT_POINT_WORK_START && READ_ONCE(dev->gated))
+		wait_for_completion(&dev->gate);
+	if (READ_ONCE(dev->stop_at) == point) {
+		WRITE_ONCE(dev->stop_at, -1);
+		complete(&dev->stopped);
+		wait_for_completion(&dev->resume);
+	}
+}
+
+static bool mrt_hook_fail(struct mmu_range_tracker *t,
+			  enum mrt_test_site site)
+{
+	struct mrt_test_dev *dev = mrt_test_dev_of(t);
+	bool fail = false;
+
+	if (!dev)
+		return false;
+	spin_lock(&dev->fail_lock);
+	if (dev->fail_skip[site]) {
+		dev->fail_skip[site]--;
+	} else if (dev->fail_times[site]) {
+		dev->fail_times[site]--;
+		dev->failed[site]++;
+		fail = true;
+	}
+	spin_unlock(&dev->fail_lock);
+	return fail;
+}
+
+static const struct mrt_test_hooks mrt_hooks = {
+	.point = mrt_hook_point,
+	.fail = mrt_hook_fail,
+};
+
+/*
+ * Make the next @times calls at @site fail, after letting @skip pass. What
+ * really failed is counted in dev->failed[@site].
+ */
+static void mrt_test_fail_at(struct mrt_test_dev *dev, enum mrt_test_site site,
+			     int skip, int times)
+{
+	spin_lock(&dev->fail_lock);
+	dev->fail_skip[site] = skip;
+	dev->fail_times[site] = times;
+	dev->failed[site] = 0;
+	spin_unlock(&dev->fail_lock);
+}
+
+static int mrt_test_failed(struct mrt_test_dev *dev, enum mrt_test_site site)
+{
+	int n;
+
+	spin_lock(&dev->fail_lock);
+	n = dev->failed[site];
+	spin_unlock(&dev->fail_lock);
+	return n;
+}
+
+/* A device whose tracker is not set up yet: see mrt_test_dev_create(). */
+static void mrt_test_dev_setup(struct mrt_test_dev *dev)
+{
+	mutex_init(&dev->lock);
+	spin_lock_init(&dev->fail_lock);
+	dev->stop_at = -1;
+	init_completion(&dev->gate);
+	init_completion(&dev->stopped);
+	init_completion(&dev->resume);
+}
 
 static void mrt_test_fini_action(void *data)
 {
@@ -126,6 +226,7 @@ static void mrt_test_fini_action(void *data)
 
 	/* A test that failed with the work held back must not hang fini. */
 	mrt_test_gate_open(dev);
+	mrt_test_resume(dev);
 	/* Idempotent: tests that call it themselves are covered too. */
 	mmu_range_tracker_fini(&dev->t);
 }
@@ -162,7 +263,7 @@ static struct mrt_test_dev *mrt_test_dev_create(struct kunit *test,
 	KUNIT_ASSERT_NOT_NULL(test, dev->pt);
 	dev->base = base;
 	dev->npages = npages;
-	mutex_init(&dev->lock);
+	mrt_test_dev_setup(dev);
 	KUNIT_ASSERT_EQ(test, mmu_range_tracker_init(&dev->t, current->mm, ops,
 						     &dev->lock, granule_shift),
 			0);
@@ -261,21 +362,45 @@ static int mrt_test_spans(struct mrt_test_dev *dev, unsigned long start,
 }
 
 /*
- * Hold the deferred work back, so that several invalidations hit a range
- * before its reshape runs, and the state in between can be looked at.
+ * Hold the deferred work back at its start, so that several invalidations
+ * hit a range before its reshape runs, and the state in between can be
+ * looked at.
  */
 static void mrt_test_gate_close(struct mrt_test_dev *dev)
 {
-	init_completion(&dev->gate);
-	WRITE_ONCE(dev->t.test_gate, &dev->gate);
+	reinit_completion(&dev->gate);
+	WRITE_ONCE(dev->gated, true);
 }
 
 static void mrt_test_gate_open(struct mrt_test_dev *dev)
 {
-	if (!READ_ONCE(dev->t.test_gate))
+	if (!READ_ONCE(dev->gated))
 		return;
-	WRITE_ONCE(dev->t.test_gate, NULL);
+	WRITE_ONCE(dev->gated, false);
 	complete_all(&dev->gate);
+}
+
+/*
+ * Make the deferred work stop at @point the next time it passes there. It
+ * may be stopped at an earlier point: mrt_test_resume() lets it go on.
+ */
+static void mrt_test_stop_at(struct mrt_test_dev *dev, enum mrt_test_point point)
+{
+	reinit_completion(&dev->stopped);
+	WRITE_ONCE(dev->stop_at, point);
+}
+
+/* Wait until the work stopped where mrt_test_stop_at() asked. */
+static bool mrt_test_stopped(struct mrt_test_dev *dev)
+{
+	return wait_for_completion_timeout(&dev->stopped,
+					   msecs_to_jiffies(10000));
+}
+
+/* Let a stopped work go on; each stop consumes one resume. */
+static void mrt_test_resume(struct mrt_test_dev *dev)
+{
+	complete(&dev->resume);
 }
 
 /* Expect a live range of exactly [s, e). */
@@ -637,6 +762,138 @@ static void mrt_test_remove_deferred_zaps(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, mrt_test_stats(dev).removed, 1);
 }
 
+/* --- hazard 13: the order of the last steps when a range goes --- */
+
+struct mrt_holder_ctx {
+	struct mrt_test_dev *dev;
+	struct completion locked, release, done;
+};
+
+/* Holds the update lock until told to, or for a second at most. */
+static int mrt_holder_thread(void *data)
+{
+	struct mrt_holder_ctx *ctx = data;
+
+	mmu_range_tracker_lock(&ctx->dev->t);
+	complete(&ctx->locked);
+	wait_for_completion_timeout(&ctx->release, msecs_to_jiffies(1000));
+	mmu_range_tracker_unlock(&ctx->dev->t);
+	complete(&ctx->done);
+	return 0;
+}
+
+/*
+ * A removal whose zap of the uncovered parts is held up (the update lock is
+ * busy) must keep watching those parts until the zap is done. Here page 0
+ * is unmapped and mapped again meanwhile, and a new live range covers it by
+ * the time the zap runs: if the old notifier was already gone, nobody zapped
+ * page 0 on the unmap and the zap skips it as covered, so the device keeps
+ * mapping the freed page.
+ */
+static void mrt_test_zap_before_removal(struct kunit *test)
+{
+	unsigned long addr = mrt_test_mmap(test, 16);
+	struct mrt_test_dev *dev = mrt_test_dev_create(test, &mrt_test_ops, 0,
+						       addr, 16);
+	struct mrt_holder_ctx ctx = { .dev = dev };
+	struct mmu_tracked_range *r;
+	struct task_struct *task;
+	unsigned long a, res;
+
+	for (a = addr; a < addr + 16 * PAGE_SIZE; a += PAGE_SIZE)
+		KUNIT_ASSERT_EQ(test, mrt_test_commit(dev, a), 0);
+	init_completion(&ctx.locked);
+	init_completion(&ctx.release);
+	init_completion(&ctx.done);
+	task = kthread_run(mrt_holder_thread, &ctx, "mrt_holder");
+	KUNIT_ASSERT_FALSE(test, IS_ERR(task));
+	wait_for_completion(&ctx.locked);
+
+	r = mmu_range_tracker_lookup(&dev->t, addr);
+	KUNIT_ASSERT_NOT_NULL(test, r);
+	mmu_range_tracker_remove_deferred(r);
+	mmu_tracked_range_put(r);
+	/* Let the work run up to where it needs the update lock. */
+	msleep(100);
+
+	/* The CPU drops page 0 and maps a new page there; the device faults. */
+	KUNIT_EXPECT_EQ(test, vm_munmap(addr, PAGE_SIZE), 0);
+	res = vm_mmap(NULL, addr, PAGE_SIZE, PROT_READ | PROT_WRITE,
+		      MAP_ANONYMOUS | MAP_PRIVATE | MAP_FIXED, 0);
+	KUNIT_EXPECT_EQ(test, res, addr);
+	r = mrt_test_fault(dev, addr);
+	KUNIT_EXPECT_FALSE(test, IS_ERR(r));
+	if (!IS_ERR(r))
+		mmu_tracked_range_put(r);
+
+	complete(&ctx.release);
+	wait_for_completion(&ctx.done);
+	mmu_range_tracker_synchronize(&dev->t);
+	KUNIT_EXPECT_FALSE_MSG(test, mrt_test_mapped(dev, addr),
+			       "the device still maps the page unmapped at %#lx",
+			       addr);
+}
+
+/*
+ * The same order, seen from inside the work: when it stops after the
+ * reshape, the old notifier still delivers for the parts no survivor covers
+ * (here page 0, unmapped, mapped again and faulted into a new live range
+ * meanwhile); after the zap those parts hold nothing; after the removal
+ * nothing calls back for them any more.
+ */
+static void mrt_test_work_order(struct kunit *test)
+{
+	unsigned long addr = mrt_test_mmap(test, 16);
+	struct mrt_test_dev *dev = mrt_test_dev_create(test, &mrt_test_ops, 0,
+						       addr, 16);
+	struct mmu_tracked_range *r;
+	unsigned long a, res;
+	int before;
+
+	for (a = addr; a < addr + 16 * PAGE_SIZE; a += PAGE_SIZE)
+		KUNIT_ASSERT_EQ(test, mrt_test_commit(dev, a), 0);
+	r = mmu_range_tracker_lookup(&dev->t, addr);
+	KUNIT_ASSERT_NOT_NULL(test, r);
+
+	/* After the reshape: no survivor (a removal), nothing zapped yet. */
+	mrt_test_stop_at(dev, MRT_POINT_RESHAPED);
+	mmu_range_tracker_remove_deferred(r);
+	KUNIT_ASSERT_TRUE(test, mrt_test_stopped(dev));
+	KUNIT_EXPECT_TRUE(test, mrt_test_mapped(dev, addr));
+	before = atomic_read(&dev->invalidations);
+	KUNIT_EXPECT_EQ(test, vm_munmap(addr, PAGE_SIZE), 0);
+	KUNIT_EXPECT_EQ(test, atomic_read(&dev->invalidations), before + 1);
+	KUNIT_EXPECT_FALSE(test, mrt_test_mapped(dev, addr));
+	res = vm_mmap(NULL, addr, PAGE_SIZE, PROT_READ | PROT_WRITE,
+		      MAP_ANONYMOUS | MAP_PRIVATE | MAP_FIXED, 0);
+	KUNIT_EXPECT_EQ(test, res, addr);
+	/* A new live range now covers all 16 pages (the VMAs merged). */
+	KUNIT_EXPECT_EQ(test, mrt_test_commit(dev, addr + PAGE_SIZE), 0);
+
+	/* After the zap: the old range's commits are gone, the new one's not. */
+	mrt_test_stop_at(dev, MRT_POINT_ZAPPED);
+	mrt_test_resume(dev);
+	KUNIT_ASSERT_TRUE(test, mrt_test_stopped(dev));
+	KUNIT_EXPECT_FALSE(test, mrt_test_mapped(dev, addr));
+	KUNIT_EXPECT_TRUE(test, mrt_test_mapped(dev, addr + PAGE_SIZE));
+	for (a = addr + 2 * PAGE_SIZE; a < addr + 16 * PAGE_SIZE; a += PAGE_SIZE)
+		KUNIT_EXPECT_TRUE(test, mrt_test_mapped(dev, a));
+
+	/* Through the removal: then only the live range calls back. */
+	mrt_test_stop_at(dev, MRT_POINT_REMOVED);
+	mrt_test_resume(dev);
+	KUNIT_ASSERT_TRUE(test, mrt_test_stopped(dev));
+	mrt_test_resume(dev);
+	mmu_range_tracker_synchronize(&dev->t);
+	mmu_tracked_range_put(r);
+
+	/* Only the live range calls back now, once. */
+	before = atomic_read(&dev->invalidations);
+	KUNIT_EXPECT_EQ(test, vm_munmap(addr + PAGE_SIZE, PAGE_SIZE), 0);
+	KUNIT_EXPECT_EQ(test, atomic_read(&dev->invalidations), before + 1);
+	KUNIT_EXPECT_FALSE(test, mrt_test_mapped(dev, addr + PAGE_SIZE));
+}
+
 /* --- point 3: lookup and fault while a reshape is pending --- */
 
 static void mrt_test_fault_while_pending(struct kunit *test)
@@ -737,6 +994,187 @@ static void mrt_test_split_alloc_failure(struct kunit *test)
 	mmu_tracked_range_put(r);
 }
 
+/* --- every allocation site of the tracker, failing --- */
+
+/* No live range, nothing mapped, nothing allocated but what is expected. */
+static void mrt_test_expect_clean(struct kunit *test, struct mrt_test_dev *dev,
+				  unsigned long addr, unsigned long npages,
+				  int live)
+{
+	struct mrt_span spans[MRT_TEST_MAX_SPANS];
+
+	mmu_range_tracker_synchronize(&dev->t);
+	KUNIT_EXPECT_EQ(test, mrt_test_spans(dev, addr, addr + npages * PAGE_SIZE,
+					     spans), live);
+	KUNIT_EXPECT_EQ(test, atomic_read(&dev->t.nr_ranges), live);
+}
+
+struct mrt_fault_fail_case {
+	const char *name;
+	enum mrt_test_site site;
+};
+
+static const struct mrt_fault_fail_case mrt_fault_fail_cases[] = {
+	{ "alloc_range", MRT_SITE_ALLOC_RANGE },
+	{ "tree_store", MRT_SITE_TREE_STORE },
+	{ "insert", MRT_SITE_INSERT },
+};
+
+static void mrt_fault_fail_desc(const struct mrt_fault_fail_case *c, char *desc)
+{
+	strscpy(desc, c->name, KUNIT_PARAM_DESC_SIZE);
+}
+
+KUNIT_ARRAY_PARAM(mrt_fault_fail, mrt_fault_fail_cases, mrt_fault_fail_desc);
+
+/*
+ * A fault whose range cannot be created reports -ENOMEM, leaves nothing
+ * behind (the range is never published, so it is freed at once), and the
+ * next fault succeeds.
+ */
+static void mrt_test_fault_fails(struct kunit *test)
+{
+	const struct mrt_fault_fail_case *c = test->param_value;
+	unsigned long addr = mrt_test_mmap(test, 4);
+	struct mrt_test_dev *dev = mrt_test_dev_create(test, &mrt_test_embed_ops,
+						       0, addr, 4);
+	struct mmu_tracked_range *r;
+
+	mrt_test_fail_at(dev, c->site, 0, 1);
+	r = mrt_test_fault(dev, addr);
+	KUNIT_EXPECT_TRUE(test, IS_ERR(r) && PTR_ERR(r) == -ENOMEM);
+	KUNIT_EXPECT_EQ(test, mrt_test_failed(dev, c->site), 1);
+	mrt_test_expect_clean(test, dev, addr, 4, 0);
+	KUNIT_EXPECT_EQ(test, atomic_read(&dev->allocated),
+			atomic_read(&dev->freed));
+	KUNIT_EXPECT_EQ(test, mrt_test_stats(dev).created, 0);
+
+	KUNIT_EXPECT_EQ(test, mrt_test_commit(dev, addr), 0);
+	mrt_test_expect_clean(test, dev, addr, 4, 1);
+}
+
+/* The granule's xarray entry is a cache: without it lookups use the tree. */
+static void mrt_test_granule_store_fails(struct kunit *test)
+{
+	const unsigned int shift = PAGE_SHIFT + 2;
+	unsigned long addr = mrt_test_mmap(test, 8);
+	struct mrt_test_dev *dev = mrt_test_dev_create(test, &mrt_test_ops,
+						       shift, addr, 8);
+	struct mmu_tracked_range *r, *r2;
+
+	mrt_test_fail_at(dev, MRT_SITE_GRANULE_STORE, 0, 1);
+	r = mrt_test_fault(dev, addr + PAGE_SIZE);
+	KUNIT_ASSERT_FALSE(test, IS_ERR(r));
+	KUNIT_EXPECT_EQ(test, mrt_test_failed(dev, MRT_SITE_GRANULE_STORE), 1);
+	r2 = mmu_range_tracker_lookup(&dev->t, addr + PAGE_SIZE);
+	KUNIT_EXPECT_PTR_EQ(test, r2, r);
+	if (r2)
+		mmu_tracked_range_put(r2);
+	mmu_tracked_range_put(r);
+	KUNIT_EXPECT_EQ(test, mrt_test_commit(dev, addr), 0);
+}
+
+/* init fails cleanly when the mm's interval tree cannot be registered. */
+static void mrt_test_register_fails(struct kunit *test)
+{
+	unsigned long addr = mrt_test_mmap(test, 1);
+	struct mrt_test_dev *dev;
+
+	dev = kunit_kzalloc(test, sizeof(*dev), GFP_KERNEL);
+	KUNIT_ASSERT_NOT_NULL(test, dev);
+	dev->pt = kunit_kcalloc(test, 1, sizeof(long), GFP_KERNEL);
+	KUNIT_ASSERT_NOT_NULL(test, dev->pt);
+	dev->base = addr;
+	dev->npages = 1;
+	mrt_test_dev_setup(dev);
+	/* The hook finds the device through the ops init sets first. */
+	mrt_test_fail_at(dev, MRT_SITE_REGISTER, 0, 1);
+	KUNIT_EXPECT_EQ(test, mmu_range_tracker_init(&dev->t, current->mm,
+						     &mrt_test_ops, &dev->lock, 0),
+			-ENOMEM);
+	KUNIT_EXPECT_EQ(test, mrt_test_failed(dev, MRT_SITE_REGISTER), 1);
+	/* The mm reference is taken only after the registration. */
+	KUNIT_EXPECT_NULL(test, dev->t.mm);
+	/* And init works once the allocation does. */
+	KUNIT_ASSERT_EQ(test, mmu_range_tracker_init(&dev->t, current->mm,
+						     &mrt_test_ops, &dev->lock, 0),
+			0);
+	KUNIT_EXPECT_EQ(test, mrt_test_commit(dev, addr), 0);
+	mmu_range_tracker_fini(&dev->t);
+	KUNIT_EXPECT_FALSE(test, mrt_test_mapped(dev, addr));
+	KUNIT_EXPECT_EQ(test, atomic_read(&dev->t.nr_ranges), 0);
+}
+
+/*
+ * An erase that finds no memory for its tree nodes must not let the range be
+ * freed while it is still in the tree (hazard 14): the work retries, and only
+ * then zaps, removes and frees. Meanwhile the range stays dying, so lookups
+ * skip it and faults cover its span with live ranges.
+ */
+static void mrt_test_erase_fails(struct kunit *test)
+{
+	unsigned long addr = mrt_test_mmap(test, 8);
+	struct mrt_test_dev *dev = mrt_test_dev_create(test, &mrt_test_embed_ops,
+						       0, addr, 8);
+	struct mmu_tracked_range *r;
+
+	KUNIT_ASSERT_EQ(test, mrt_test_commit(dev, addr), 0);
+	r = mmu_range_tracker_lookup(&dev->t, addr);
+	KUNIT_ASSERT_NOT_NULL(test, r);
+	mrt_test_fail_at(dev, MRT_SITE_TREE_ERASE, 0, 3);
+	mmu_range_tracker_remove_deferred(r);
+	mmu_tracked_range_put(r);
+	mmu_range_tracker_synchronize(&dev->t);
+
+	KUNIT_EXPECT_EQ(test, mrt_test_failed(dev, MRT_SITE_TREE_ERASE), 3);
+	/* Out of the tree, zapped and freed only after the erase succeeded. */
+	rcu_read_lock();
+	KUNIT_EXPECT_NULL(test, mtree_load(&dev->t.ranges, addr));
+	rcu_read_unlock();
+	KUNIT_EXPECT_FALSE(test, mrt_test_mapped(dev, addr));
+	KUNIT_EXPECT_EQ(test, atomic_read(&dev->freed), 1);
+	KUNIT_EXPECT_EQ(test, mrt_test_stats(dev).removed, 1);
+	/* The span is usable again. */
+	KUNIT_EXPECT_EQ(test, mrt_test_commit(dev, addr + PAGE_SIZE), 0);
+	mrt_test_expect_clean(test, dev, addr, 8, 1);
+}
+
+/*
+ * A split whose first survivor is allocated and whose second is not: the
+ * first keeps its device mappings, the second part's coverage is dropped
+ * and its device mappings zapped, and a later fault covers it again.
+ */
+static void mrt_test_split_second_survivor_fails(struct kunit *test)
+{
+	unsigned long addr = mrt_test_mmap(test, 16);
+	struct mrt_test_dev *dev = mrt_test_dev_create(test, &mrt_test_embed_ops,
+						       0, addr, 16);
+	struct mrt_span spans[MRT_TEST_MAX_SPANS];
+	unsigned long a;
+
+	for (a = addr; a < addr + 16 * PAGE_SIZE; a += PAGE_SIZE)
+		KUNIT_ASSERT_EQ(test, mrt_test_commit(dev, a), 0);
+	mrt_test_fail_at(dev, MRT_SITE_ALLOC_RANGE, 1, 1);
+	KUNIT_ASSERT_EQ(test, vm_munmap(addr + 6 * PAGE_SIZE, 4 * PAGE_SIZE), 0);
+	mmu_range_tracker_synchronize(&dev->t);
+
+	KUNIT_EXPECT_EQ(test, mrt_test_failed(dev, MRT_SITE_ALLOC_RANGE), 1);
+	KUNIT_ASSERT_EQ(test, mrt_test_spans(dev, addr, addr + 16 * PAGE_SIZE,
+					     spans), 1);
+	MRT_EXPECT_SPAN(test, spans[0], addr, addr + 6 * PAGE_SIZE);
+	for (a = addr; a < addr + 16 * PAGE_SIZE; a += PAGE_SIZE)
+		KUNIT_EXPECT_EQ(test, mrt_test_mapped(dev, a),
+				a < addr + 6 * PAGE_SIZE);
+	KUNIT_EXPECT_EQ(test, mrt_test_stats(dev).shrunk, 1);
+	KUNIT_EXPECT_EQ(test, atomic_read(&dev->t.nr_ranges), 1);
+
+	KUNIT_EXPECT_EQ(test, mrt_test_commit(dev, addr + 12 * PAGE_SIZE), 0);
+	KUNIT_ASSERT_EQ(test, mrt_test_spans(dev, addr, addr + 16 * PAGE_SIZE,
+					     spans), 2);
+	MRT_EXPECT_SPAN(test, spans[1], addr + 10 * PAGE_SIZE,
+			addr + 16 * PAGE_SIZE);
+}
+
 /* --- point 6: mm exit with live ranges --- */
 
 struct mrt_exit_ctx {
@@ -788,7 +1226,7 @@ static void mrt_test_mm_exit(struct kunit *test)
 	dev->pt = kunit_kcalloc(test, 1, sizeof(long), GFP_KERNEL);
 	KUNIT_ASSERT_NOT_NULL(test, dev->pt);
 	dev->npages = 64;
-	mutex_init(&dev->lock);
+	mrt_test_dev_setup(dev);
 	ctx.dev = dev;
 	init_completion(&ctx.done);
 
@@ -1128,8 +1566,81 @@ static void mrt_test_exclusive_owner(struct kunit *test)
 	KUNIT_EXPECT_TRUE(test, mrt_test_stale(dev, r, seq));
 	mmu_tracked_range_put(r);
 }
+
+/*
+ * A non-blockable invalidation, as the OOM reaper issues it, with preemption
+ * disabled so that DEBUG_ATOMIC_SLEEP reports any sleep on the way.
+ */
+static int mrt_test_nonblock(struct mrt_test_dev *dev, unsigned long start,
+			     unsigned long end)
+{
+	struct mmu_notifier_range range;
+	int ret;
+
+	mmu_notifier_range_init(&range, MMU_NOTIFY_UNMAP, 0, dev->t.mm, start,
+				end);
+	preempt_disable();
+	ret = mmu_notifier_invalidate_range_start_nonblock(&range);
+	preempt_enable();
+	if (!ret)
+		mmu_notifier_invalidate_range_end(&range);
+	return ret;
+}
+
+/*
+ * Non-blockable invalidations never sleep: the tracker fails them when the
+ * update lock is busy, the driver when its zap would sleep, and a failed one
+ * changes nothing (no zap, no reshape). Otherwise they zap as usual.
+ */
+static void mrt_test_nonblocking_invalidate(struct kunit *test)
+{
+	unsigned long addr = mrt_test_mmap(test, 4);
+	struct mrt_test_dev *dev = mrt_test_dev_create(test, &mrt_test_ops, 0,
+						       addr, 4);
+	struct mrt_holder_ctx ctx = { .dev = dev };
+	struct mmu_tracked_range *r;
+	struct task_struct *task;
+
+	KUNIT_ASSERT_EQ(test, mrt_test_commit(dev, addr), 0);
+
+	/* The update lock is busy: -EAGAIN at once, the device untouched. */
+	init_completion(&ctx.locked);
+	init_completion(&ctx.release);
+	init_completion(&ctx.done);
+	task = kthread_run(mrt_holder_thread, &ctx, "mrt_holder");
+	KUNIT_ASSERT_FALSE(test, IS_ERR(task));
+	wait_for_completion(&ctx.locked);
+	KUNIT_EXPECT_EQ(test, mrt_test_nonblock(dev, addr, addr + PAGE_SIZE),
+			-EAGAIN);
+	complete(&ctx.release);
+	wait_for_completion(&ctx.done);
+	KUNIT_EXPECT_EQ(test, atomic_read(&dev->invalidations), 0);
+	KUNIT_EXPECT_TRUE(test, mrt_test_mapped(dev, addr));
+
+	/* The driver's zap would sleep: it refuses, the tracker passes it on. */
+	WRITE_ONCE(dev->zap_sleeps, true);
+	KUNIT_EXPECT_EQ(test, mrt_test_nonblock(dev, addr, addr + PAGE_SIZE),
+			-EAGAIN);
+	KUNIT_EXPECT_TRUE(test, mrt_test_mapped(dev, addr));
+	r = mmu_range_tracker_lookup(&dev->t, addr);
+	KUNIT_EXPECT_NOT_NULL_MSG(test, r, "a failed invalidation killed the range");
+	if (r)
+		mmu_tracked_range_put(r);
+
+	/* It can zap without sleeping: the invalidation goes through. */
+	WRITE_ONCE(dev->zap_sleeps, false);
+	KUNIT_EXPECT_EQ(test, mrt_test_nonblock(dev, addr, addr + PAGE_SIZE), 0);
+	KUNIT_EXPECT_FALSE(test, mrt_test_mapped(dev, addr));
+	mmu_range_tracker_synchronize(&dev->t);
+	KUNIT_EXPECT_EQ(test, mrt_test_commit(dev, addr), 0);
+}
 #else
 static void mrt_test_exclusive_owner(struct kunit *test)
+{
+	kunit_skip(test, "needs the test built in");
+}
+
+static void mrt_test_nonblocking_invalidate(struct kunit *test)
 {
 	kunit_skip(test, "needs the test built in");
 }
@@ -1365,10 +1876,18 @@ static struct kunit_case mrt_test_cases[] = {
 	KUNIT_CASE(mrt_test_read_retry_after_remove),
 	KUNIT_CASE(mrt_test_read_retry_after_reshape),
 	KUNIT_CASE(mrt_test_remove_deferred_zaps),
+	KUNIT_CASE(mrt_test_zap_before_removal),
+	KUNIT_CASE(mrt_test_work_order),
 	KUNIT_CASE(mrt_test_fault_while_pending),
 	KUNIT_CASE(mrt_test_free_after_grace_period),
 	KUNIT_CASE(mrt_test_split_alloc_failure),
+	KUNIT_CASE_PARAM(mrt_test_fault_fails, mrt_fault_fail_gen_params),
+	KUNIT_CASE(mrt_test_granule_store_fails),
+	KUNIT_CASE(mrt_test_register_fails),
+	KUNIT_CASE(mrt_test_erase_fails),
+	KUNIT_CASE(mrt_test_split_second_survivor_fails),
 	KUNIT_CASE(mrt_test_mm_exit),
+	KUNIT_CASE(mrt_test_nonblocking_invalidate),
 	KUNIT_CASE(mrt_test_bad_init),
 	KUNIT_CASE(mrt_test_bad_addresses),
 	KUNIT_CASE(mrt_test_use_after_fini),
@@ -1383,12 +1902,27 @@ static struct kunit_case mrt_test_cases[] = {
 	{}
 };
 
+static int mrt_test_suite_init(struct kunit_suite *suite)
+{
+	WRITE_ONCE(mrt_test_hooks, &mrt_hooks);
+	return 0;
+}
+
+/* Every tracker of the suite is finished: its work cannot run any more. */
+static void mrt_test_suite_exit(struct kunit_suite *suite)
+{
+	WRITE_ONCE(mrt_test_hooks, NULL);
+}
+
 static struct kunit_suite mrt_test_suite = {
 	.name = "mmu_range_tracker",
+	.suite_init = mrt_test_suite_init,
+	.suite_exit = mrt_test_suite_exit,
 	.test_cases = mrt_test_cases,
 };
 
 kunit_test_suite(mrt_test_suite);
 
+MODULE_IMPORT_NS("EXPORTED_FOR_KUNIT_TESTING");
 MODULE_DESCRIPTION("KUnit tests for mmu_range_tracker");
 MODULE_LICENSE("GPL");
