@@ -21,51 +21,6 @@ if [ -n "${KSRC:-}" ]; then
 	exit 0
 fi
 
-# The URI of the machine's Debian archive: the entry that carries the
-# machine's own release, deb822 (sources.list.d/*.sources) or one-line style.
-debian_uri() {
-	local codename f
-	codename=$(. /etc/os-release && echo "$VERSION_CODENAME")
-	for f in /etc/apt/sources.list.d/*.sources; do
-		[ -f "$f" ] || continue
-		awk -v c="$codename" '
-			/^[[:space:]]*$/ { uri = ""; suites = "" }
-			/^URIs:/ { uri = $2 }
-			/^Suites:/ { for (i = 2; i <= NF; i++) if ($i == c) suites = c }
-			uri != "" && suites != "" { print uri; exit }' "$f"
-	done
-	cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null |
-		awk -v c="$codename" '$1 == "deb" && $0 ~ " " c " " {
-			for (i = 2; i <= NF; i++) if ($i ~ /^[a-z]+:\/\//) { print $i; exit } }'
-}
-
-# fetch_deb PACKAGE SUITE: download PACKAGE from SUITE of the machine's
-# Debian archive into build/apt/ with a private apt configuration; prints the
-# path of the .deb.
-fetch_deb() {
-	local pkg=$1 suite=$2 uri apt=$TOP_BUILD/apt deb
-	uri=$(debian_uri | head -n 1)
-	[ -n "$uri" ] || die "no Debian archive in this machine's apt sources"
-	mkdir -p "$apt/lists/partial" "$apt/archives/partial" "$apt/parts" "$apt/debs"
-	echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $uri $suite main" \
-		>"$apt/sources.list"
-	local opts=(-o "Dir::Etc::sourcelist=$apt/sources.list"
-		-o "Dir::Etc::sourceparts=$apt/parts"
-		-o "Dir::Etc::preferencesparts=$apt/parts"
-		-o "Dir::State::lists=$apt/lists"
-		-o "Dir::Cache::archives=$apt/archives"
-		-o "Dir::Cache::pkgcache=" -o "Dir::Cache::srcpkgcache="
-		-o "APT::Sandbox::User=root" -q)
-	say "base: apt-get download $pkg from $uri $suite (private config in $apt)" >&2
-	apt-get "${opts[@]}" update >"$apt/update.log" 2>&1 ||
-		die "apt-get update of $suite failed, see $apt/update.log"
-	(cd "$apt/debs" && rm -f "${pkg}"_*.deb &&
-		apt-get "${opts[@]}" download "$pkg") >"$apt/download.log" 2>&1 ||
-		die "apt-get download $pkg failed, see $apt/download.log"
-	deb=$(ls "$apt/debs/${pkg}"_*.deb)
-	echo "$deb"
-}
-
 case $BASE in
 6.12)
 	tarball=$(ls /usr/src/linux-source-6.12.tar.* 2>/dev/null | head -n 1) || true
@@ -73,7 +28,15 @@ case $BASE in
 	;;
 7.3)
 	deb=$(ls "$TOP_BUILD"/apt/debs/linux-source-7.3_*.deb 2>/dev/null | head -n 1) || true
-	[ -n "$deb" ] || deb=$(fetch_deb linux-source-7.3 trixie-backports)
+	if [ -z "$deb" ]; then
+		say "base: apt-get download linux-source-7.3 (trixie-backports)" >&2
+		mkdir -p "$TOP_BUILD/apt/debs"
+		(cd "$TOP_BUILD/apt/debs" &&
+			apt_private deb trixie-backports download linux-source-7.3) \
+			>"$TOP_BUILD/apt/download.log" 2>&1 ||
+			die "apt-get download linux-source-7.3 failed, see $TOP_BUILD/apt/download.log"
+		deb=$(ls "$TOP_BUILD"/apt/debs/linux-source-7.3_*.deb)
+	fi
 	pkgdir=$TOP_BUILD/apt/linux-source-7.3
 	if [ ! -f "$pkgdir/.from" ] || [ "$(cat "$pkgdir/.from")" != "$deb" ]; then
 		rm -rf "$pkgdir"

@@ -46,6 +46,46 @@ kcc() {
 	fi
 }
 
+# The URI of the machine's Debian archive: the entry that carries the
+# machine's own release, deb822 (sources.list.d/*.sources) or one-line style.
+debian_uri() {
+	local codename f
+	codename=$(. /etc/os-release && echo "$VERSION_CODENAME")
+	for f in /etc/apt/sources.list.d/*.sources; do
+		[ -f "$f" ] || continue
+		awk -v c="$codename" '
+			/^[[:space:]]*$/ { uri = ""; suites = "" }
+			/^URIs:/ { uri = $2 }
+			/^Suites:/ { for (i = 2; i <= NF; i++) if ($i == c) suites = c }
+			uri != "" && suites != "" { print uri; exit }' "$f"
+	done
+	cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null |
+		awk -v c="$codename" '$1 == "deb" && $0 ~ " " c " " {
+			for (i = 2; i <= NF; i++) if ($i ~ /^[a-z]+:\/\//) { print $i; exit } }'
+}
+
+# apt_private TYPE SUITE APT-GET-ARGS...: apt-get with a private
+# configuration in build/apt/ whose one source is SUITE of the Debian archive
+# this machine uses (TYPE deb or deb-src): packages of another suite can be
+# downloaded without touching the machine's apt state.
+apt_private() {
+	local type=$1 suite=$2 uri apt=$TOP_BUILD/apt/$1-$2
+	shift 2
+	uri=$(debian_uri | head -n 1)
+	[ -n "$uri" ] || die "no Debian archive in this machine's apt sources"
+	mkdir -p "$apt/lists/partial" "$apt/parts"
+	echo "$type [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $uri $suite main" \
+		>"$apt/sources.list"
+	local opts=(-o "Dir::Etc::sourcelist=$apt/sources.list"
+		-o "Dir::Etc::sourceparts=$apt/parts"
+		-o "Dir::Etc::preferencesparts=$apt/parts"
+		-o "Dir::State::lists=$apt/lists"
+		-o "Dir::Cache::archives=$apt"
+		-o "Dir::Cache::pkgcache=" -o "Dir::Cache::srcpkgcache="
+		-o "APT::Sandbox::User=root" -q)
+	apt-get "${opts[@]}" update && apt-get "${opts[@]}" "$@"
+}
+
 # series_lines: the lines of patches/$BASE/series, comments and blank lines
 # dropped. Each line is a patch file of patches/$BASE/, then the new files
 # (repository paths) that the patch adds to the tree, if any.

@@ -1,11 +1,13 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
-# Build the small x86_64 kernel (harness/qemu/x86_64.config on allnoconfig)
-# with test_hmm_intervals as a module, the static selftest (or demo) and
-# /init, pack them into an initramfs with the tree's own usr/gen_init_cpio,
-# boot QEMU (software emulation), and collect the result. The run fails on a
-# failed or missing test, a module that does not load or unload, a timeout,
-# or any kernel report in the log.
+# Build the small x86_64 kernel (harness/qemu/x86_64.config on allnoconfig:
+# KASAN, lockdep, DEBUG_VM, slab poisoning, the KUnit suites built in) with
+# test_hmm_intervals as a module, the static selftest (or demo) and /init,
+# pack them into an initramfs with the tree's own usr/gen_init_cpio, boot
+# QEMU (software emulation, 2 vCPUs), and collect the result: the KUnit
+# suites run at boot (not for the demo), then /init runs the selftest. The
+# run fails on a failed or missing test, a module that does not load or
+# unload, a timeout, or any kernel report in the log.
 #
 # Usage: harness/qemu.sh build|selftest|demo   (build: the kernel only)
 set -euo pipefail
@@ -13,7 +15,10 @@ set -euo pipefail
 
 mode=${1:-selftest}
 bdir=$BUILD/qemu-x86_64
-frag=$REPO/harness/qemu/x86_64.config
+frags=("$REPO/harness/qemu/x86_64.config")
+# KASAN on the base the series is for; the 6.12 backport builds without it
+# (half the build time, and the backport runs the same code).
+[ ! -f "$REPO/harness/qemu/$BASE.config" ] || frags+=("$REPO/harness/qemu/$BASE.config")
 out=$BUILD/qemu-$mode.log
 timeout_s=${QEMU_TIMEOUT:-900}
 mkdir -p "$bdir" "$BUILD/results"
@@ -22,12 +27,17 @@ kmake() {
 	make -s -C "$SRC" O="$bdir" ARCH=x86_64 CC="$(kcc)" -j"$JOBS" "$@"
 }
 
-x86_64_config qemu "$bdir" "$frag"
+x86_64_config qemu "$bdir" "${frags[@]}"
 
 say "qemu: building bzImage and modules in $bdir"
 t0=$(date +%s)
-kmake bzImage modules >"$BUILD/qemu-build.log" 2>&1 ||
-	{ tail -n 30 "$BUILD/qemu-build.log" >&2; die "qemu: kernel build failed, see $BUILD/qemu-build.log"; }
+progress_start "$bdir" "qemu kernel build"
+if ! kmake bzImage modules >"$BUILD/qemu-build.log" 2>&1; then
+	progress_stop
+	tail -n 30 "$BUILD/qemu-build.log" >&2
+	die "qemu: kernel build failed, see $BUILD/qemu-build.log"
+fi
+progress_stop
 say "qemu: kernel built in $(($(date +%s) - t0)) s"
 [ "$mode" != build ] || exit 0
 
@@ -56,13 +66,15 @@ LIST
 
 bios=()
 [ -f /usr/share/qemu/qboot.rom ] && bios=(-bios /usr/share/qemu/qboot.rom)
+append="console=ttyS0 panic=-1 hmi.run=$mode"
+# The demo is for people: no KUnit run before it.
+[ "$mode" != demo ] || append="$append kunit.enable=0"
 say "qemu: booting ($mode), log in $out"
 t0=$(date +%s)
 set +e
 timeout "$timeout_s" qemu-system-x86_64 "${bios[@]}" -nographic -no-reboot \
-	-m 1024 -smp 2 -kernel "$bdir/arch/x86/boot/bzImage" \
-	-initrd "$ramfs.cpio" \
-	-append "console=ttyS0 panic=-1 hmi.run=$mode" </dev/null >"$out" 2>&1
+	-m 2048 -smp 2 -kernel "$bdir/arch/x86/boot/bzImage" \
+	-initrd "$ramfs.cpio" -append "$append" </dev/null >"$out" 2>&1
 qrc=$?
 set -e
 tr -d '\r' <"$out" >"$out.tmp" && mv "$out.tmp" "$out"
@@ -78,6 +90,24 @@ grep -q '^HMI-INIT: rmmod ok' "$out" ||
 "$REPO/harness/scan-log.sh" "$out" || problem "kernel report in the log"
 
 if [ "$mode" = selftest ]; then
+	# The KUnit suites of the boot (the log up to /init's first line),
+	# parsed by the tree's own kunit.py.
+	kout=$BUILD/qemu-kunit.out
+	sed '/HMI-INIT:/q' "$out" >"$out.kunit"
+	(cd "$SRC" && python3 tools/testing/kunit/kunit.py parse "$out.kunit") >"$kout" 2>&1 || true
+	ksum=$(sed 's/\x1b\[[0-9;]*m//g' "$kout" | grep -o 'Ran [0-9]* tests:.*' | tail -n 1 || true)
+	kp=$(grep -o 'passed: [0-9]*' <<<"$ksum" | grep -o '[0-9]*' || echo 0)
+	kf=$(( $(grep -o 'failed: [0-9]*' <<<"$ksum" | grep -o '[0-9]*' || echo 0) +
+	       $(grep -o 'crashed: [0-9]*' <<<"$ksum" | grep -o '[0-9]*' || echo 0) ))
+	ks=$(grep -o 'skipped: [0-9]*' <<<"$ksum" | grep -o '[0-9]*' || echo 0)
+	if [ -z "$ksum" ]; then
+		echo "qemu[kunit]: no KUnit results in $out (see $kout)" >&2
+		kf=$((kf + 1))
+	fi
+	sed 's/\x1b\[[0-9;]*m//g' "$kout" | grep -E '\[(FAILED|CRASHED|SKIPPED)\]' >&2 || true
+	echo "$kp $kf $ks" >"$BUILD/results/kunit-x86"
+	echo "kunit (x86_64, 2 vCPUs, KASAN + lockdep): $kp passed, $kf failed, $ks skipped"
+
 	# kselftest_harness: '# Totals: pass:N fail:N xfail:N xpass:N skip:N error:N'
 	totals=$(grep -o 'Totals: pass:[0-9]* fail:[0-9]* xfail:[0-9]* xpass:[0-9]* skip:[0-9]* error:[0-9]*' "$out" | tail -n 1 || true)
 	[ -n "$totals" ] || problem "no kselftest totals in the log"

@@ -49,6 +49,13 @@ int main(void)
 	cmdline[n > 0 ? n : 0] = 0;
 	mode = strstr(cmdline, "hmi.run=demo") ? "demo" : "selftest";
 
+	/* Huge pages for the hugetlbfs case. */
+	fd = open("/proc/sys/vm/nr_hugepages", O_WRONLY);
+	if (fd < 0 || write(fd, "8", 1) != 1)
+		printf("HMI-INIT: cannot reserve huge pages: %s\n", strerror(errno));
+	if (fd >= 0)
+		close(fd);
+
 	fd = open("/test_hmm_intervals.ko", O_RDONLY);
 	if (fd < 0 || syscall(SYS_finit_module, fd, "", 0)) {
 		printf("HMI-INIT: insmod failed: %s\n", strerror(errno));
