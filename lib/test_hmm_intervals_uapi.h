@@ -9,7 +9,7 @@
 #include <linux/ioctl.h>
 #include <linux/types.h>
 
-/* Most pages one HMI_READ or HMI_WRITE may cover. */
+/* Most pages one command may cover. */
 #define HMI_MAX_PAGES		65536UL
 
 /**
@@ -18,6 +18,9 @@
  * @ptr: Buffer of @npages pages in the caller's address space
  * @npages: Number of pages, 1 to HMI_MAX_PAGES
  * @faults: Out: device faults taken (pages the device had not mapped)
+ *
+ * Also the argument of HMI_EXCLUSIVE and HMI_MIGRATE, which ignore @ptr and
+ * report in @faults the pages made exclusive or migrated.
  */
 struct hmi_access {
 	__u64 addr;
@@ -44,8 +47,16 @@ struct hmi_range {
  * @shrunk: Out: ranges shrunk by an unmap
  * @removed: Out: ranges removed
  * @invalidations: Out: invalidation callbacks received
- * @mapped: Out: device pages mapped
- * @zapped: Out: device pages zapped
+ * @mapped: Out: device pages mapped (a huge entry counts once)
+ * @zapped: Out: device entries zapped
+ * @retries: Out: device reads that raced with an invalidation of their
+ *           range (hmm_range_fault() said -EBUSY, or read_retry said stale
+ *           at commit: the range moved on or is being reshaped)
+ * @huge: Out: huge (PMD-sized) device entries mapped
+ * @devmem: Out: device-private pages mapped
+ * @exclusive: Out: device-exclusive pages mapped
+ * @migrated: Out: pages migrated to device memory
+ * @entries: Out: device page table entries now (a huge entry counts once)
  */
 struct hmi_state {
 	__u64 ranges;
@@ -60,6 +71,53 @@ struct hmi_state {
 	__u64 invalidations;
 	__u64 mapped;
 	__u64 zapped;
+	__u64 retries;
+	__u64 huge;
+	__u64 devmem;
+	__u64 exclusive;
+	__u64 migrated;
+	__u64 entries;
+};
+
+/* What HMI_SNAPSHOT reports per page, as the CPU maps it now. */
+#define HMI_SNAP_VALID		(1 << 0)
+#define HMI_SNAP_WRITE		(1 << 1)
+/* A PMD mapping (a THP). */
+#define HMI_SNAP_HUGE		(1 << 2)
+/* A device-private page of this driver. */
+#define HMI_SNAP_DEVMEM		(1 << 3)
+
+/**
+ * struct hmi_snapshot - The CPU's page table, read without faulting
+ * @addr: First user address, page aligned
+ * @ptr: Array of @npages bytes, filled with HMI_SNAP_* flags
+ * @npages: Number of pages, 1 to HMI_MAX_PAGES
+ */
+struct hmi_snapshot {
+	__u64 addr;
+	__u64 ptr;
+	__u64 npages;
+};
+
+/**
+ * struct hmi_check - Compare the device's page table with the CPU's
+ * @addr: First user address, page aligned
+ * @npages: Number of pages, 1 to HMI_MAX_PAGES
+ * @mapped: Out: pages the device maps in the span
+ * @violations: Out: pages the device maps that the CPU does not map there
+ *              (another page, no page, or read-only where the device may
+ *              write)
+ * @first_bad: Out: address of the first violation, if any
+ * @exclusive: Out: device-exclusive pages, not compared (the CPU page table
+ *             holds a device-exclusive entry for them)
+ */
+struct hmi_check {
+	__u64 addr;
+	__u64 npages;
+	__u64 mapped;
+	__u64 violations;
+	__u64 first_bad;
+	__u64 exclusive;
 };
 
 /* Before the first access: 0 for VMA ranges, or log2 of the granule size. */
@@ -69,5 +127,11 @@ struct hmi_state {
 #define HMI_STATE	_IOWR('H', 0x43, struct hmi_state)
 /* Wait for the tracker's deferred reshapes and removals. */
 #define HMI_SYNC	_IO('H', 0x44)
+#define HMI_SNAPSHOT	_IOW('H', 0x45, struct hmi_snapshot)
+#define HMI_CHECK	_IOWR('H', 0x46, struct hmi_check)
+/* Make pages device-exclusive (atomic access) and map them. */
+#define HMI_EXCLUSIVE	_IOWR('H', 0x47, struct hmi_access)
+/* Migrate pages to device-private memory, then map them. */
+#define HMI_MIGRATE	_IOWR('H', 0x48, struct hmi_access)
 
 #endif /* _LIB_TEST_HMM_INTERVALS_UAPI_H */

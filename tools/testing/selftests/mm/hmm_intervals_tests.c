@@ -72,6 +72,41 @@ static int dev_sync(int fd)
 	return ioctl(fd, HMI_SYNC) ? -errno : 0;
 }
 
+/*
+ * Pages the device maps in [addr, addr + npages) that the CPU does not map
+ * there (another page, no page, or read-only where the device may write);
+ * -errno if the check failed. The first one is logged.
+ */
+static long dev_violations(int fd, void *addr, unsigned long npages,
+			   struct hmi_check *out)
+{
+	struct hmi_check c = {
+		.addr = (uintptr_t)addr,
+		.npages = npages,
+	};
+
+	if (ioctl(fd, HMI_CHECK, &c))
+		return -errno;
+	if (c.violations)
+		fprintf(stderr, "# device maps %llu page(s) the CPU does not map, first at %#llx\n",
+			(unsigned long long)c.violations,
+			(unsigned long long)c.first_bad);
+	if (out)
+		*out = c;
+	return c.violations;
+}
+
+static int dev_snapshot(int fd, void *addr, unsigned long npages, uint8_t *out)
+{
+	struct hmi_snapshot s = {
+		.addr = (uintptr_t)addr,
+		.ptr = (uintptr_t)out,
+		.npages = npages,
+	};
+
+	return ioctl(fd, HMI_SNAPSHOT, &s) ? -errno : 0;
+}
+
 /* Word i of page p of a buffer filled with seed. */
 static uint64_t pattern(uint64_t seed, unsigned long p, unsigned long i)
 {
@@ -675,6 +710,746 @@ TEST_F(hmi, bad_ioctl_args)
 	ASSERT_EQ(check(buf, 4, 41), 0);
 	munmap(p, 4 * psz);
 	free(buf);
+}
+
+/* Read twice more: the device faults each page once. */
+TEST_F(hmi, anon_read_multiple)
+{
+	unsigned long n = 16, faults = ~0UL, round;
+	char *p = map_aligned(n, 64 * 1024);
+	char *buf = malloc(n * psz);
+
+	ASSERT_NE(p, NULL);
+	fill(p, n, 51);
+	ASSERT_EQ(hmi_rw(self->fd, HMI_READ, p, buf, n, &faults), 0);
+	ASSERT_EQ(faults, n);
+	for (round = 0; round < 2; round++) {
+		memset(buf, 0, n * psz);
+		ASSERT_EQ(hmi_rw(self->fd, HMI_READ, p, buf, n, &faults), 0);
+		ASSERT_EQ(faults, 0);
+		ASSERT_EQ(check(buf, n, 51), 0);
+	}
+	ASSERT_EQ(dev_violations(self->fd, p, n, NULL), 0);
+	munmap(p, n * psz);
+	free(buf);
+}
+
+/* Two devices (two trackers) mirror the same memory; both let go of it. */
+TEST_F(hmi, double_map_two_trackers)
+{
+	unsigned long n = 16;
+	char *p = map_aligned(n, 64 * 1024);
+	char *buf = malloc(n * psz);
+	unsigned int shift = variant->granule_shift, nr;
+	struct hmi_state st;
+	int fd2;
+
+	ASSERT_NE(p, NULL);
+	fd2 = open(HMI_DEV, O_RDWR);
+	ASSERT_GE(fd2, 0);
+	ASSERT_EQ(ioctl(fd2, HMI_SET_POLICY, &shift), 0);
+	fill(p, n, 53);
+	ASSERT_EQ(dev_read(self->fd, p, buf, n), 0);
+	ASSERT_EQ(check(buf, n, 53), 0);
+	memset(buf, 0, n * psz);
+	ASSERT_EQ(dev_read(fd2, p, buf, n), 0);
+	ASSERT_EQ(check(buf, n, 53), 0);
+	/* One device writes, the other reads it. */
+	fill(buf, n, 54);
+	ASSERT_EQ(dev_write(fd2, p, buf, n), 0);
+	memset(buf, 0, n * psz);
+	ASSERT_EQ(dev_read(self->fd, p, buf, n), 0);
+	ASSERT_EQ(check(buf, n, 54), 0);
+	ASSERT_EQ(munmap(p + 4 * psz, 4 * psz), 0);
+	ASSERT_EQ(dev_violations(self->fd, p, n, NULL), 0);
+	ASSERT_EQ(dev_violations(fd2, p, n, NULL), 0);
+	ASSERT_EQ(dev_sync(fd2), 0);
+	ASSERT_EQ(tracked_pages(fd2, p, n, &nr),
+		  page_mask(0, n) & ~page_mask(4, 4));
+	ASSERT_EQ(dev_state(fd2, &st, NULL), 0);
+	ASSERT_GT(st.zapped, 0);
+	close(fd2);
+	munmap(p, n * psz);
+	free(buf);
+}
+
+/*
+ * A shared anonymous mapping written by a child through its own device:
+ * the parent sees it through the CPU and through its device.
+ */
+TEST_F(hmi, anon_write_child_shared)
+{
+	unsigned long n = 8;
+	char *p = mmap(NULL, n * psz, PROT_READ | PROT_WRITE,
+		       MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	char *buf = malloc(n * psz);
+	unsigned int shift = variant->granule_shift;
+	int status;
+	pid_t pid;
+
+	ASSERT_NE(p, MAP_FAILED);
+	fill(p, n, 55);
+	ASSERT_EQ(dev_read(self->fd, p, buf, n), 0);
+	ASSERT_EQ(check(buf, n, 55), 0);
+	pid = fork();
+	ASSERT_GE(pid, 0);
+	if (!pid) {
+		int fd = open(HMI_DEV, O_RDWR);
+
+		/* The parent's device mirrors the parent only. */
+		if (dev_read(self->fd, p, buf, 1) != -EPERM)
+			_exit(3);
+		if (fd < 0 || ioctl(fd, HMI_SET_POLICY, &shift))
+			_exit(2);
+		fill(buf, n, 56);
+		_exit(dev_write(fd, p, buf, n) ? 1 : 0);
+	}
+	ASSERT_EQ(waitpid(pid, &status, 0), pid);
+	ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	ASSERT_EQ(check(p, n, 56), 0);
+	memset(buf, 0, n * psz);
+	ASSERT_EQ(dev_read(self->fd, p, buf, n), 0);
+	ASSERT_EQ(check(buf, n, 56), 0);
+	ASSERT_EQ(dev_violations(self->fd, p, n, NULL), 0);
+	munmap(p, n * psz);
+	free(buf);
+}
+
+/* hugetlbfs memory through the device, then unmapped. */
+TEST_F(hmi, hugetlbfs)
+{
+	unsigned long n = TWOMEG / psz;
+	char *buf = malloc(n * psz);
+	char *p;
+
+	p = mmap(NULL, TWOMEG, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB, -1, 0);
+	ASSERT_NE(p, MAP_FAILED) TH_LOG("no huge page: /init reserves them");
+	fill(p, n, 57);
+	ASSERT_EQ(dev_read(self->fd, p, buf, n), 0);
+	ASSERT_EQ(check(buf, n, 57), 0);
+	fill(buf, 1, 58);
+	ASSERT_EQ(dev_write(self->fd, p + 7 * psz, buf, 1), 0);
+	ASSERT_EQ(memcmp(p + 7 * psz, buf, psz), 0);
+	ASSERT_EQ(dev_violations(self->fd, p, n, NULL), 0);
+	ASSERT_EQ(munmap(p, TWOMEG), 0);
+	ASSERT_EQ(dev_sync(self->fd), 0);
+	ASSERT_EQ(dev_read(self->fd, p, buf, 1), -EFAULT);
+	free(buf);
+}
+
+/* The CPU page table, read without faulting anything in. */
+TEST_F(hmi, snapshot_no_fault)
+{
+	unsigned long n = 16, i;
+	char *p = map_aligned(n, 64 * 1024);
+	uint8_t snap[16];
+
+	ASSERT_NE(p, NULL);
+	for (i = 0; i < n; i += 2)
+		p[i * psz] = 1;
+	ASSERT_EQ(mprotect(p + 12 * psz, 4 * psz, PROT_READ), 0);
+	ASSERT_EQ(dev_snapshot(self->fd, p, n, snap), 0);
+	for (i = 0; i < n; i++) {
+		if (i & 1) {
+			ASSERT_EQ(snap[i], 0);
+		} else {
+			ASSERT_TRUE(snap[i] & HMI_SNAP_VALID);
+			ASSERT_EQ(!!(snap[i] & HMI_SNAP_WRITE), i < 12);
+		}
+	}
+	/* Nothing was faulted in by the snapshot. */
+	ASSERT_EQ(dev_snapshot(self->fd, p, n, snap), 0);
+	for (i = 1; i < n; i += 2)
+		ASSERT_EQ(snap[i], 0);
+	munmap(p, n * psz);
+}
+
+/* A process exits with its device file open; the file goes after its mm. */
+TEST_F(hmi, exit_with_device_open)
+{
+	unsigned int shift = variant->granule_shift;
+	int round, status;
+	pid_t pid;
+
+	for (round = 0; round < 5; round++) {
+		pid = fork();
+		ASSERT_GE(pid, 0);
+		if (!pid) {
+			unsigned long n = 32;
+			char *p = map_aligned(n, 64 * 1024);
+			char *buf = malloc(n * psz);
+			int fd = open(HMI_DEV, O_RDWR);
+
+			if (!p || !buf || fd < 0 ||
+			    ioctl(fd, HMI_SET_POLICY, &shift))
+				_exit(2);
+			fill(p, n, 59);
+			if (dev_read(fd, p, buf, n) || check(buf, n, 59))
+				_exit(1);
+			/* No munmap, no close: exit does both. */
+			_exit(0);
+		}
+		ASSERT_EQ(waitpid(pid, &status, 0), pid);
+		ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	}
+}
+
+static void *exit_race_reader(void *data)
+{
+	int *fd = data;
+	unsigned long n = 64;
+	char *p = map_aligned(n, 64 * 1024);
+	char *buf = malloc(n * psz);
+
+	for (;;) {
+		dev_read(*fd, p, buf, n);
+		madvise(p, n * psz, MADV_DONTNEED);
+	}
+	return NULL;
+}
+
+/* The process exits while a thread is in the middle of device faults. */
+TEST_F(hmi, fault_racing_exit)
+{
+	unsigned int shift = variant->granule_shift;
+	int round, status;
+	pid_t pid;
+
+	for (round = 0; round < 20; round++) {
+		pid = fork();
+		ASSERT_GE(pid, 0);
+		if (!pid) {
+			static int fd;
+			pthread_t th;
+
+			fd = open(HMI_DEV, O_RDWR);
+			if (fd < 0 || ioctl(fd, HMI_SET_POLICY, &shift) ||
+			    pthread_create(&th, NULL, exit_race_reader, &fd))
+				_exit(2);
+			usleep(1000 + round * 500);
+			/* exit_group() kills the reader, wherever it is. */
+			_exit(0);
+		}
+		ASSERT_EQ(waitpid(pid, &status, 0), pid);
+		ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	}
+}
+
+/* Device-private memory: migrate, map, read; the CPU takes it back. */
+TEST_F(hmi, migrate_to_device_and_back)
+{
+	unsigned long n = 32, faults = 0, i;
+	char *p = map_aligned(n, 64 * 1024);
+	char *buf = malloc(n * psz);
+	struct hmi_state st;
+	uint8_t snap[32];
+
+	ASSERT_NE(p, NULL);
+	fill(p, n, 61);
+	ASSERT_EQ(dev_read(self->fd, p, buf, n), 0);
+	ASSERT_EQ(hmi_rw(self->fd, HMI_MIGRATE, p, NULL, n, &faults), 0);
+	ASSERT_EQ(faults, n);
+	ASSERT_EQ(dev_snapshot(self->fd, p, n, snap), 0);
+	for (i = 0; i < n; i++)
+		ASSERT_TRUE(snap[i] & HMI_SNAP_DEVMEM);
+	ASSERT_EQ(dev_state(self->fd, &st, NULL), 0);
+	ASSERT_GE(st.devmem, n);
+	ASSERT_EQ(dev_violations(self->fd, p, n, NULL), 0);
+	/* Read and written through device memory. */
+	memset(buf, 0, n * psz);
+	ASSERT_EQ(hmi_rw(self->fd, HMI_READ, p, buf, n, &faults), 0);
+	ASSERT_EQ(faults, 0);
+	ASSERT_EQ(check(buf, n, 61), 0);
+	fill(buf, n, 62);
+	ASSERT_EQ(dev_write(self->fd, p, buf, n), 0);
+	/* The CPU touches the pages: back to system memory, device zapped. */
+	ASSERT_EQ(check(p, n, 62), 0);
+	ASSERT_EQ(dev_snapshot(self->fd, p, n, snap), 0);
+	for (i = 0; i < n; i++)
+		ASSERT_FALSE(snap[i] & HMI_SNAP_DEVMEM);
+	ASSERT_EQ(dev_violations(self->fd, p, n, NULL), 0);
+	memset(buf, 0, n * psz);
+	ASSERT_EQ(hmi_rw(self->fd, HMI_READ, p, buf, n, &faults), 0);
+	ASSERT_EQ(faults, n);
+	ASSERT_EQ(check(buf, n, 62), 0);
+	munmap(p, n * psz);
+	free(buf);
+}
+
+#define MIGRATE_ROUNDS	30
+
+struct migrate_race {
+	char *p;
+	unsigned long n;
+	int stop;
+	unsigned long dontneeds;
+};
+
+static void *migrate_race_dontneed(void *data)
+{
+	struct migrate_race *m = data;
+	unsigned int seed = 7;
+	unsigned long i;
+
+	while (!__atomic_load_n(&m->stop, __ATOMIC_RELAXED)) {
+		i = rand_r(&seed) % m->n;
+		madvise(m->p + i * psz, psz, MADV_DONTNEED);
+		m->dontneeds++;
+		/* Not all the time: the migrations must also complete. */
+		usleep(rand_r(&seed) % 500);
+	}
+	return NULL;
+}
+
+/*
+ * Migrations and their map-after-migrate race MADV_DONTNEED of the same
+ * pages, which frees them: the device must never map a freed page.
+ */
+TEST_F(hmi, migrate_races_dontneed)
+{
+	struct migrate_race m = { .n = 32 };
+	unsigned long round, faults, bad = 0, checks = 0;
+	long v;
+	struct hmi_state st0, st;
+	pthread_t th;
+
+	m.p = map_aligned(m.n, 64 * 1024);
+	ASSERT_NE(m.p, NULL);
+	ASSERT_EQ(dev_state(self->fd, &st0, NULL), 0);
+	ASSERT_EQ(pthread_create(&th, NULL, migrate_race_dontneed, &m), 0);
+	for (round = 0; round < MIGRATE_ROUNDS; round++) {
+		memset(m.p, 1, m.n * psz);
+		if (hmi_rw(self->fd, HMI_MIGRATE, m.p, NULL, m.n, &faults) &&
+		    errno != EBUSY)
+			break;
+		v = dev_violations(self->fd, m.p, m.n, NULL);
+		if (v > 0)
+			bad++;
+		if (v >= 0)
+			checks++;
+	}
+	__atomic_store_n(&m.stop, 1, __ATOMIC_RELAXED);
+	pthread_join(th, NULL);
+	ASSERT_EQ(round, MIGRATE_ROUNDS);
+	ASSERT_EQ(bad, 0);
+	ASSERT_EQ(dev_violations(self->fd, m.p, m.n, NULL), 0);
+	ASSERT_EQ(dev_state(self->fd, &st, NULL), 0);
+	TH_LOG("%lu migrations, %llu pages migrated, %lu MADV_DONTNEED, %lu checks, %llu stale reads retried (races hit)",
+	       round, (unsigned long long)(st.migrated - st0.migrated),
+	       m.dontneeds, checks,
+	       (unsigned long long)(st.retries - st0.retries));
+	ASSERT_GT(st.migrated - st0.migrated, 0);
+	ASSERT_GT(checks, 0);
+	ASSERT_GT(st.retries - st0.retries, 0);
+	munmap(m.p, m.n * psz);
+}
+
+/* Device-exclusive access; a CPU access ends it and zaps the device. */
+TEST_F(hmi, exclusive_access)
+{
+	unsigned long n = 8, faults = 0;
+	char *p = map_aligned(n, 64 * 1024);
+	char *buf = malloc(n * psz);
+	struct hmi_check c;
+	struct hmi_state st;
+
+	ASSERT_NE(p, NULL);
+	fill(p, n, 63);
+	ASSERT_EQ(hmi_rw(self->fd, HMI_EXCLUSIVE, p, NULL, n, &faults), 0);
+	ASSERT_EQ(faults, n);
+	ASSERT_EQ(dev_violations(self->fd, p, n, &c), 0);
+	ASSERT_EQ(c.exclusive, n);
+	/* The device reads and writes through its exclusive mappings. */
+	ASSERT_EQ(hmi_rw(self->fd, HMI_READ, p, buf, n, &faults), 0);
+	ASSERT_EQ(faults, 0);
+	ASSERT_EQ(check(buf, n, 63), 0);
+	fill(buf, n, 64);
+	ASSERT_EQ(dev_write(self->fd, p, buf, n), 0);
+	ASSERT_EQ(dev_state(self->fd, &st, NULL), 0);
+	ASSERT_EQ(st.exclusive, n);
+	/* The CPU reads page 0: exclusivity ends there, the device drops it. */
+	ASSERT_EQ(check(p, 1, 64), 0);
+	ASSERT_EQ(dev_violations(self->fd, p, n, &c), 0);
+	ASSERT_EQ(c.exclusive, n - 1);
+	/* And faults it back in as an ordinary mapping. */
+	ASSERT_EQ(hmi_rw(self->fd, HMI_READ, p, buf, 1, &faults), 0);
+	ASSERT_EQ(faults, 1);
+	ASSERT_EQ(check(buf, 1, 64), 0);
+	munmap(p, n * psz);
+	free(buf);
+}
+
+/* --- the race test: device threads against every kind of CPU change --- */
+
+#define RACE_PAGES	64
+#define RACE_SECONDS	5
+#define RACE_LOG	64
+
+enum race_op { OP_MUNMAP, OP_MREMAP, OP_MPROTECT, OP_DONTNEED, OP_FORK,
+	       OP_MIGRATE, NR_RACE_OPS };
+
+static const char *const race_op_name[] = {
+	"munmap+mmap", "mremap away and back", "mprotect", "MADV_DONTNEED",
+	"fork", "migrate",
+};
+
+struct race {
+	int fd;
+	char *base, *spare[2];
+	int stop;
+	unsigned long ops[NR_RACE_OPS], reads, checks, busy_checks, violations;
+	/* The last CPU operations, for the report of a violation. */
+	struct {
+		unsigned long seq, page, npages;
+		enum race_op op;
+	} log[RACE_LOG];
+	unsigned long seq;
+	pthread_mutex_t log_lock;
+	unsigned int seed, device_threads;
+};
+
+static void race_log(struct race *r, enum race_op op, unsigned long page,
+		     unsigned long npages)
+{
+	unsigned long i;
+
+	pthread_mutex_lock(&r->log_lock);
+	i = r->seq++ % RACE_LOG;
+	r->log[i].seq = r->seq;
+	r->log[i].op = op;
+	r->log[i].page = page;
+	r->log[i].npages = npages;
+	r->ops[op]++;
+	pthread_mutex_unlock(&r->log_lock);
+}
+
+struct race_cpu_arg {
+	struct race *r;
+	int id;
+};
+
+/* Each CPU thread changes its own half of the pages, in any way. */
+static void *race_cpu(void *data)
+{
+	struct race_cpu_arg *arg = data;
+	struct race *r = arg->r;
+	unsigned long half = RACE_PAGES / 2, page, n;
+	unsigned int seed = r->seed * 2 + arg->id;
+	char *a, *spare = r->spare[arg->id];
+	pid_t pid;
+
+	while (!__atomic_load_n(&r->stop, __ATOMIC_RELAXED)) {
+		enum race_op op = rand_r(&seed) % NR_RACE_OPS;
+
+		/* fork copies the whole process: one in four draws. */
+		if (op == OP_FORK && rand_r(&seed) % 4)
+			op = OP_DONTNEED;
+		n = 1 + rand_r(&seed) % 8;
+		page = arg->id * half + rand_r(&seed) % (half - n);
+		a = r->base + page * psz;
+		switch (op) {
+		case OP_MUNMAP:
+			munmap(a, n * psz);
+			mmap(a, n * psz, PROT_READ | PROT_WRITE,
+			     MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+			break;
+		case OP_MREMAP:
+			/* Away and back; mapped afresh if the way back fails. */
+			if (mremap(a, n * psz, n * psz,
+				   MREMAP_MAYMOVE | MREMAP_FIXED, spare) == spare &&
+			    mremap(spare, n * psz, n * psz,
+				   MREMAP_MAYMOVE | MREMAP_FIXED, a) != a)
+				mmap(a, n * psz, PROT_READ | PROT_WRITE,
+				     MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED,
+				     -1, 0);
+			break;
+		case OP_MPROTECT:
+			mprotect(a, n * psz, PROT_READ);
+			mprotect(a, n * psz, PROT_READ | PROT_WRITE);
+			break;
+		case OP_DONTNEED:
+			madvise(a, n * psz, MADV_DONTNEED);
+			break;
+		case OP_FORK:
+			pid = fork();
+			if (!pid)
+				_exit(0);
+			if (pid > 0)
+				waitpid(pid, NULL, 0);
+			break;
+		case OP_MIGRATE:
+			hmi_rw(r->fd, HMI_MIGRATE, a, NULL, n, NULL);
+			break;
+		default:
+			break;
+		}
+		race_log(r, op, page, n);
+		/* Write the pages so that the next faults need memory. */
+		if (op != OP_MIGRATE)
+			memset(a, 0x5a, n * psz);
+		/* Let device accesses complete between changes. */
+		usleep(rand_r(&seed) % 2000);
+	}
+	return NULL;
+}
+
+static void *race_device(void *data)
+{
+	struct race *r = data;
+	unsigned int seed = r->seed * 1000 +
+		__atomic_add_fetch(&r->device_threads, 1, __ATOMIC_RELAXED);
+	char *buf = malloc(8 * psz);
+	unsigned long page, n;
+
+	while (!__atomic_load_n(&r->stop, __ATOMIC_RELAXED)) {
+		n = 1 + rand_r(&seed) % 2;
+		page = rand_r(&seed) % (RACE_PAGES - n);
+		if (!hmi_rw(r->fd, rand_r(&seed) & 1 ? HMI_READ : HMI_WRITE,
+			    r->base + page * psz, buf, n, NULL))
+			__atomic_add_fetch(&r->reads, 1, __ATOMIC_RELAXED);
+	}
+	free(buf);
+	return NULL;
+}
+
+static void race_report(struct race *r, struct hmi_check *c)
+{
+	unsigned long i, k;
+
+	fprintf(stderr, "# violation at page %lu; the last CPU operations:\n",
+		(unsigned long)((c->first_bad - (uintptr_t)r->base) / psz));
+	pthread_mutex_lock(&r->log_lock);
+	for (k = 0; k < RACE_LOG && k < r->seq; k++) {
+		i = (r->seq - 1 - k) % RACE_LOG;
+		fprintf(stderr, "#   %lu: %s of pages %lu-%lu\n", r->log[i].seq,
+			race_op_name[r->log[i].op], r->log[i].page,
+			r->log[i].page + r->log[i].npages - 1);
+	}
+	pthread_mutex_unlock(&r->log_lock);
+}
+
+/*
+ * Device threads fault, read and write at random while CPU threads munmap
+ * and map again, mremap, mprotect, MADV_DONTNEED, fork and migrate the
+ * same pages; a checker compares the device's page table with the CPU's
+ * all along. The seed is in HMI_RACE_SEED (default 1).
+ */
+TEST_F(hmi, race_device_vs_cpu)
+{
+	struct race r = { .fd = self->fd };
+	const char *seed_env = getenv("HMI_RACE_SEED");
+	unsigned int seed = seed_env ? atoi(seed_env) : 1;
+	struct race_cpu_arg args[2];
+	struct hmi_state st0, st;
+	pthread_t cpu[2], dev[2];
+	struct timespec t0, t;
+	struct hmi_check c;
+	long v;
+	int i;
+
+	pthread_mutex_init(&r.log_lock, NULL);
+	r.base = map_aligned(RACE_PAGES, 64 * 1024);
+	ASSERT_NE(r.base, NULL);
+	for (i = 0; i < 2; i++) {
+		r.spare[i] = mmap(NULL, 8 * psz, PROT_NONE,
+				  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		ASSERT_NE(r.spare[i], MAP_FAILED);
+	}
+	r.seed = seed;
+	ASSERT_EQ(dev_state(self->fd, &st0, NULL), 0);
+	for (i = 0; i < 2; i++) {
+		args[i].r = &r;
+		args[i].id = i;
+		ASSERT_EQ(pthread_create(&cpu[i], NULL, race_cpu, &args[i]), 0);
+		ASSERT_EQ(pthread_create(&dev[i], NULL, race_device, &r), 0);
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	do {
+		usleep(10000);
+		v = dev_violations(self->fd, r.base, RACE_PAGES, &c);
+		if (v == -EBUSY) {
+			/* Invalidated all along: nothing could be compared. */
+			r.busy_checks++;
+		} else {
+			r.checks++;
+			if (v) {
+				r.violations += v > 0 ? v : 1;
+				if (v > 0)
+					race_report(&r, &c);
+				break;
+			}
+		}
+		clock_gettime(CLOCK_MONOTONIC, &t);
+	} while (t.tv_sec - t0.tv_sec < RACE_SECONDS);
+	__atomic_store_n(&r.stop, 1, __ATOMIC_RELAXED);
+	for (i = 0; i < 2; i++) {
+		pthread_join(cpu[i], NULL);
+		pthread_join(dev[i], NULL);
+	}
+	ASSERT_EQ(r.violations, 0);
+	ASSERT_EQ(dev_violations(self->fd, r.base, RACE_PAGES, NULL), 0);
+	ASSERT_EQ(dev_state(self->fd, &st, NULL), 0);
+	TH_LOG("seed %u: %lu checks (%lu busy), %lu device accesses, %llu invalidations, %llu stale reads retried (races hit)",
+	       seed, r.checks, r.busy_checks, r.reads,
+	       (unsigned long long)(st.invalidations - st0.invalidations),
+	       (unsigned long long)(st.retries - st0.retries));
+	for (i = 0; i < NR_RACE_OPS; i++)
+		TH_LOG("  %lu x %s", r.ops[i], race_op_name[i]);
+	/* A race test counts only if the races happened. */
+	ASSERT_GT(st.retries - st0.retries, 0);
+	ASSERT_GT(r.checks, 10);
+	munmap(r.base, RACE_PAGES * psz);
+	munmap(r.spare[0], 8 * psz);
+	munmap(r.spare[1], 8 * psz);
+}
+
+/* --- huge device mappings, for each policy --- */
+
+FIXTURE(hmi_huge)
+{
+	int fd;
+	unsigned int granule_shift;
+};
+
+FIXTURE_VARIANT(hmi_huge)
+{
+	unsigned int granule_shift;
+	/* A PMD-sized device entry is possible: the ranges can hold one. */
+	int huge;
+};
+
+FIXTURE_VARIANT_ADD(hmi_huge, vma)
+{
+	.granule_shift = 0,
+	.huge = 1,
+};
+
+FIXTURE_VARIANT_ADD(hmi_huge, granule_64k)
+{
+	.granule_shift = 16,
+	.huge = 0,
+};
+
+FIXTURE_VARIANT_ADD(hmi_huge, granule_2m)
+{
+	.granule_shift = 21,
+	.huge = 1,
+};
+
+FIXTURE_SETUP(hmi_huge)
+{
+	psz = sysconf(_SC_PAGESIZE);
+	self->granule_shift = variant->granule_shift;
+	self->fd = open(HMI_DEV, O_RDWR);
+	if (self->fd < 0)
+		SKIP(return, "%s: %s (load test_hmm_intervals.ko)", HMI_DEV,
+		     strerror(errno));
+	ASSERT_EQ(ioctl(self->fd, HMI_SET_POLICY, &self->granule_shift), 0);
+}
+
+FIXTURE_TEARDOWN(hmi_huge)
+{
+	if (self->fd >= 0)
+		close(self->fd);
+}
+
+/* THPs, mapped by the device as PMD entries where a range holds one. */
+TEST_F(hmi_huge, thp_device_entries)
+{
+	unsigned long n = 2 * TWOMEG / psz, faults = 0;
+	char *p = map_aligned(n, TWOMEG);
+	char *buf = malloc(n * psz);
+	uint8_t *snap = malloc(n);
+	struct hmi_state st;
+
+	ASSERT_NE(p, NULL);
+	ASSERT_EQ(madvise(p, n * psz, MADV_HUGEPAGE), 0);
+	fill(p, n, 71);
+
+	ASSERT_EQ(dev_snapshot(self->fd, p, n, snap), 0);
+	if (!(snap[0] & HMI_SNAP_HUGE))
+		SKIP(goto out, "no THP for this mapping");
+	ASSERT_EQ(hmi_rw(self->fd, HMI_READ, p, buf, n, &faults), 0);
+	ASSERT_EQ(check(buf, n, 71), 0);
+	ASSERT_EQ(dev_state(self->fd, &st, NULL), 0);
+	if (variant->huge) {
+		/* One fault per THP: the rest is covered by its PMD entry. */
+		ASSERT_EQ(st.huge, 2);
+		ASSERT_EQ(faults, 2);
+		ASSERT_EQ(st.entries, 2);
+	} else {
+		/* 64 KiB ranges never hold a PMD: page by page. */
+		ASSERT_EQ(st.huge, 0);
+		ASSERT_EQ(faults, n);
+	}
+	ASSERT_EQ(dev_violations(self->fd, p, n, NULL), 0);
+	/* MADV_DONTNEED of one page splits the THP; the device drops it. */
+	ASSERT_EQ(madvise(p + 300 * psz, psz, MADV_DONTNEED), 0);
+	ASSERT_EQ(dev_violations(self->fd, p, n, NULL), 0);
+	memset(buf, 0x7f, psz);
+	ASSERT_EQ(dev_read(self->fd, p + 300 * psz, buf, 1), 0);
+	ASSERT_EQ(buf[0], 0);
+	ASSERT_EQ(dev_read(self->fd, p + 301 * psz, buf, 1), 0);
+	ASSERT_EQ(memcmp(buf, p + 301 * psz, psz), 0);
+	/* A partial munmap of the second one. */
+	ASSERT_EQ(munmap(p + (n - 8) * psz, 8 * psz), 0);
+	ASSERT_EQ(dev_violations(self->fd, p, n, NULL), 0);
+	ASSERT_EQ(dev_read(self->fd, p + (n - 8) * psz, buf, 1), -EFAULT);
+out:
+	munmap(p, n * psz);
+	free(buf);
+	free(snap);
+}
+
+/*
+ * A THP straddles the end of a range: the range was created while its VMA
+ * was 1 MiB, then the VMA grew to 2 MiB and a THP filled it. A device entry
+ * for the whole THP would reach past the range, where no notifier watches
+ * (hazard 15): the device must map page by page there, so that an
+ * MADV_DONTNEED beyond the range leaves it nothing stale.
+ */
+TEST_F(hmi_huge, thp_straddles_range)
+{
+	unsigned long n = TWOMEG / psz, half = n / 2;
+	char *area = map_aligned(2 * n, TWOMEG);
+	char *buf = malloc(psz);
+	uint8_t *snap = malloc(n);
+	struct hmi_state st;
+	char *p;
+
+	ASSERT_NE(area, NULL);
+	/* A 1 MiB VMA at a 2 MiB boundary, tracked before it is touched. */
+	ASSERT_EQ(munmap(area, 2 * n * psz), 0);
+	p = mmap(area, half * psz, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+	ASSERT_EQ(p, area);
+	ASSERT_EQ(dev_snapshot(self->fd, p, 1, snap), 0);
+	/* It grows to 2 MiB (the VMAs merge), and a THP fills it. */
+	ASSERT_EQ(mmap(p + half * psz, half * psz, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0),
+		  p + half * psz);
+	ASSERT_EQ(madvise(p, n * psz, MADV_HUGEPAGE), 0);
+	fill(p, n, 73);
+	ASSERT_EQ(dev_snapshot(self->fd, p, n, snap), 0);
+	if (!(snap[0] & HMI_SNAP_HUGE))
+		SKIP(goto out, "no THP for this mapping");
+	/* The device reads the first page, inside the 1 MiB range. */
+	ASSERT_EQ(dev_read(self->fd, p, buf, 1), 0);
+	ASSERT_EQ(check(buf, 1, 73), 0);
+	/* A page past the range goes; nothing of the device may stay. */
+	ASSERT_EQ(madvise(p + (half + 10) * psz, psz, MADV_DONTNEED), 0);
+	ASSERT_EQ(dev_violations(self->fd, p, n, NULL), 0);
+	memset(buf, 0x7f, psz);
+	ASSERT_EQ(dev_read(self->fd, p + (half + 10) * psz, buf, 1), 0);
+	ASSERT_EQ(buf[0], 0);
+	/* Because the device mapped the first page by itself. */
+	ASSERT_EQ(dev_state(self->fd, &st, NULL), 0);
+	ASSERT_EQ(st.huge, 0);
+out:
+	munmap(p, n * psz);
+	free(buf);
+	free(snap);
 }
 
 TEST_HARNESS_MAIN
