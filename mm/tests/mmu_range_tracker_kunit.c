@@ -37,11 +37,15 @@ struct mrt_test_dev {
 	/* Invalidate callbacks, and ones that ran without the update lock. */
 	atomic_t invalidations;
 	atomic_t unlocked_invalidations;
+	/* Commits that read_retry found stale: races with invalidations. */
+	atomic_t stale;
 	atomic_t release_events;
 	/* alloc_range fails while set. */
 	bool fail_alloc;
 	/* The device's zap would sleep: refuse non-blockable invalidations. */
 	bool zap_sleeps;
+	/* How long a commit reads "the CPU page table", in microseconds. */
+	unsigned int read_us;
 	/* Ranges the driver allocated and freed, and the last free's cookie. */
 	atomic_t allocated;
 	atomic_t freed;
@@ -300,10 +304,15 @@ static int mrt_test_commit(struct mrt_test_dev *dev, unsigned long addr)
 		if (IS_ERR(r))
 			return PTR_ERR(r);
 		seq = mmu_interval_read_begin(&r->notifier);
+		/* Where hmm_range_fault() would read the CPU page table. */
+		if (dev->read_us)
+			udelay(dev->read_us);
+		cond_resched();
 		mmu_range_tracker_lock(&dev->t);
 		if (mmu_tracked_range_read_retry(r, seq)) {
 			mmu_range_tracker_unlock(&dev->t);
 			mmu_tracked_range_put(r);
+			atomic_inc(&dev->stale);
 			continue;
 		}
 		set_bit((addr - dev->base) >> PAGE_SHIFT, dev->pt);
@@ -1427,9 +1436,46 @@ struct mrt_race_ctx {
 	struct mm_struct *mm;
 	unsigned long addr, npages;
 	atomic_t stop;
-	unsigned long faults, errors, bad;
-	struct completion done;
+	unsigned long faults, errors, bad, commits;
+	/* The page the committer reads now, for the unmapper to aim at. */
+	unsigned long target;
+	struct completion done, committer_done;
 };
+
+/* Commits device mappings at random pages, as a device's faults do. */
+static int mrt_race_committer(void *data)
+{
+	struct mrt_race_ctx *ctx = data;
+	unsigned long a;
+
+	kthread_use_mm(ctx->mm);
+	while (!atomic_read(&ctx->stop)) {
+		a = ctx->addr + get_random_u32_below(ctx->npages) * PAGE_SIZE;
+		WRITE_ONCE(ctx->target, a);
+		if (!mrt_test_commit(ctx->dev, a))
+			ctx->commits++;
+		cond_resched();
+	}
+	kthread_unuse_mm(ctx->mm);
+	complete(&ctx->committer_done);
+	return 0;
+}
+
+/*
+ * After an unmap of [a, a + n) returns, the device maps none of it, and no
+ * commit can map it again before the CPU does: a fault there finds no VMA.
+ */
+static unsigned long mrt_race_stale(struct mrt_test_dev *dev, unsigned long a,
+				    unsigned long n)
+{
+	unsigned long i, stale = 0;
+
+	mmu_range_tracker_lock(&dev->t);
+	for (i = 0; i < n; i++)
+		stale += mrt_test_mapped(dev, a + i * PAGE_SIZE);
+	mmu_range_tracker_unlock(&dev->t);
+	return stale;
+}
 
 static int mrt_race_thread(void *data)
 {
@@ -1466,11 +1512,17 @@ static int mrt_race_thread(void *data)
 	return 0;
 }
 
-/* A thread faults while the test unmaps and maps again. */
+/*
+ * One thread faults and looks up, another commits device mappings, while
+ * the test unmaps (munmap downgrades its lock before the invalidation) and
+ * maps again; after every unmap, nothing of it may stay mapped by the
+ * device. On more than one CPU the races must have happened: commits found
+ * stale by read_retry.
+ */
 static void mrt_test_fault_races_unmap(struct kunit *test)
 {
 	const unsigned long npages = 64;
-	unsigned long addr = mrt_test_mmap(test, npages), a, res, end;
+	unsigned long addr = mrt_test_mmap(test, npages), a, res, end, stale = 0;
 	struct mrt_test_dev *dev = mrt_test_dev_create(test, &mrt_test_embed_ops,
 						       0, addr, npages);
 	struct mrt_race_ctx ctx = {
@@ -1482,12 +1534,26 @@ static void mrt_test_fault_races_unmap(struct kunit *test)
 	int i, n;
 
 	init_completion(&ctx.done);
+	init_completion(&ctx.committer_done);
+	/* A device read takes a while: a window for invalidations to hit. */
+	dev->read_us = 50;
 	task = kthread_run(mrt_race_thread, &ctx, "mrt_race");
 	KUNIT_ASSERT_FALSE(test, IS_ERR(task));
+	task = kthread_run(mrt_race_committer, &ctx, "mrt_commit");
+	if (IS_ERR(task)) {
+		atomic_set(&ctx.stop, 1);
+		wait_for_completion(&ctx.done);
+		KUNIT_FAIL(test, "no committer thread");
+		return;
+	}
 	for (i = 0; i < 400; i++) {
-		a = addr + get_random_u32_below(npages - 4) * PAGE_SIZE;
 		n = 1 + get_random_u32_below(4);
+		/* Every other time, the page the committer is reading. */
+		a = READ_ONCE(ctx.target);
+		if (!(i & 2) || !a || a + n * PAGE_SIZE > addr + npages * PAGE_SIZE)
+			a = addr + get_random_u32_below(npages - 4) * PAGE_SIZE;
 		vm_munmap(a, n * PAGE_SIZE);
+		stale += mrt_race_stale(dev, a, n);
 		if (i & 1) {
 			res = vm_mmap(NULL, a, n * PAGE_SIZE,
 				      PROT_READ | PROT_WRITE,
@@ -1499,12 +1565,19 @@ static void mrt_test_fault_races_unmap(struct kunit *test)
 	}
 	atomic_set(&ctx.stop, 1);
 	wait_for_completion(&ctx.done);
+	wait_for_completion(&ctx.committer_done);
 	mmu_range_tracker_synchronize(&dev->t);
 
 	KUNIT_EXPECT_EQ(test, ctx.bad, 0);
+	KUNIT_EXPECT_EQ_MSG(test, stale, 0,
+			    "device pages still mapped after their munmap");
 	KUNIT_EXPECT_GT(test, ctx.faults, 0);
-	kunit_info(test, "%lu faults, %lu on unmapped addresses\n",
-		   ctx.faults, ctx.errors);
+	KUNIT_EXPECT_GT(test, ctx.commits, 0);
+	kunit_info(test, "%u CPUs: %lu faults (%lu on unmapped addresses), %lu commits, %d found stale (races hit)\n",
+		   num_online_cpus(), ctx.faults, ctx.errors, ctx.commits,
+		   atomic_read(&dev->stale));
+	if (num_online_cpus() > 1)
+		KUNIT_EXPECT_GT(test, atomic_read(&dev->stale), 0);
 	/* At rest: no overlap, and every live range lies in mapped memory. */
 	n = mrt_test_spans(dev, addr, addr + npages * PAGE_SIZE, spans);
 	mmap_read_lock(current->mm);
