@@ -106,7 +106,7 @@ if [ "$mode" = selftest ]; then
 	fi
 	sed 's/\x1b\[[0-9;]*m//g' "$kout" | grep -E '\[(FAILED|CRASHED|SKIPPED)\]' >&2 || true
 	echo "$kp $kf $ks" >"$BUILD/results/kunit-x86"
-	echo "kunit (x86_64, 2 vCPUs, KASAN + lockdep): $kp passed, $kf failed, $ks skipped"
+	echo "kunit (x86_64, 2 vCPUs, $([ "$BASE" = 7.3 ] && echo "KASAN + ")lockdep): $kp passed, $kf failed, $ks skipped"
 
 	# kselftest_harness: '# Totals: pass:N fail:N xfail:N xpass:N skip:N error:N'
 	totals=$(grep -o 'Totals: pass:[0-9]* fail:[0-9]* xfail:[0-9]* xpass:[0-9]* skip:[0-9]* error:[0-9]*' "$out" | tail -n 1 || true)

@@ -258,33 +258,57 @@ static struct mmu_tracked_range *mrt_get_live(struct mmu_tracked_range *r)
 	return r;
 }
 
-static unsigned long mrt_granule_index(struct mmu_range_tracker *t,
-				       unsigned long addr)
+static unsigned long mrt_index(struct mmu_range_tracker *t, unsigned long addr)
 {
-	return addr >> t->granule_shift;
+	return addr >> t->index_shift;
 }
 
 /*
- * Granule policy: make @r the granule's entry in the lookup cache, unless
- * another live range of the same granule (a survivor of a cut) holds it;
- * lookups of @r's addresses then take the maple tree. A failed store is
- * harmless for the same reason. Ranges never span granules in this policy.
+ * Make @r the entry of its addresses in the lookup index. VMA policy: every
+ * page of @r, as multi-index entries (a large range costs O(log) slots).
+ * Granule policy: the granule's one slot, unless another live range of the
+ * same granule (a survivor of a cut) holds it; lookups of @r's addresses
+ * then take the maple tree. The index is a cache: a failed store leaves
+ * lookups to the maple tree, nothing else.
  */
-static void mrt_granule_publish(struct mmu_range_tracker *t,
-				struct mmu_tracked_range *r)
+static void mrt_index_publish(struct mmu_range_tracker *t,
+			      struct mmu_tracked_range *r)
 {
-	unsigned long index = mrt_granule_index(t, mmu_tracked_range_start(r));
+	unsigned long first = mrt_index(t, mmu_tracked_range_start(r));
 	struct mmu_tracked_range *old;
 
 	lockdep_assert_held(&t->tree_lock);
-	if (!t->granule_shift)
+	if (mrt_test_fail(t, MRT_SITE_INDEX_STORE))
 		return;
-	old = xa_load(&t->granules, index);
+	if (!t->granule_shift) {
+		xa_store_range(&t->index, first,
+			       mrt_index(t, mmu_tracked_range_end(r) - 1), r,
+			       GFP_KERNEL);
+		return;
+	}
+	old = xa_load(&t->index, first);
 	if (old && !mrt_is_dying(old))
 		return;
-	if (mrt_test_fail(t, MRT_SITE_GRANULE_STORE))
-		return;
-	xa_store(&t->granules, index, r, GFP_KERNEL);
+	xa_store(&t->index, first, r, GFP_KERNEL);
+}
+
+/*
+ * Take @r out of the lookup index: the slots still holding it (a fault may
+ * have taken others for a new range). Erasing an entry, multi-index or not,
+ * never allocates.
+ */
+static void mrt_index_erase(struct mmu_range_tracker *t,
+			    struct mmu_tracked_range *r)
+{
+	unsigned long index;
+	void *entry;
+
+	lockdep_assert_held(&t->tree_lock);
+	xa_for_each_range(&t->index, index, entry,
+			  mrt_index(t, mmu_tracked_range_start(r)),
+			  mrt_index(t, mmu_tracked_range_end(r) - 1))
+		if (entry == r)
+			xa_erase(&t->index, index);
 }
 
 /*
@@ -319,7 +343,7 @@ static int mrt_publish(struct mmu_range_tracker *t,
 		goto err_free;
 	}
 	mas_store_prealloc(&mas, r);
-	mrt_granule_publish(t, r);
+	mrt_index_publish(t, r);
 	atomic_long_inc(&t->stats.created);
 	return 0;
 
@@ -450,11 +474,7 @@ static int mrt_erase(struct mmu_range_tracker *t, struct mmu_tracked_range *r)
 			return -ENOMEM;
 		mas_store_prealloc(&mas, NULL);
 	}
-	/* Storing NULL never allocates. */
-	if (t->granule_shift)
-		xa_cmpxchg(&t->granules,
-			   mrt_granule_index(t, mmu_tracked_range_start(r)), r,
-			   NULL, 0);
+	mrt_index_erase(t, r);
 	return 0;
 }
 
@@ -624,6 +644,7 @@ int mmu_range_tracker_init(struct mmu_range_tracker *t, struct mm_struct *mm,
 	mutex_init(&t->own_lock);
 	t->lock = lock ? lock : &t->own_lock;
 	t->granule_shift = granule_shift;
+	t->index_shift = granule_shift ? granule_shift : PAGE_SHIFT;
 	mutex_init(&t->tree_lock);
 	/*
 	 * RCU for lock-free lookups. MT_FLAGS_ALLOC_RANGE is not for gap
@@ -633,7 +654,7 @@ int mmu_range_tracker_init(struct mmu_range_tracker *t, struct mm_struct *mm,
 	mt_init_flags(&t->ranges, MT_FLAGS_ALLOC_RANGE | MT_FLAGS_USE_RCU |
 				  MT_FLAGS_LOCK_EXTERN);
 	mt_set_external_lock(&t->ranges, &t->tree_lock);
-	xa_init(&t->granules);
+	xa_init(&t->index);
 	spin_lock_init(&t->pending_lock);
 	INIT_LIST_HEAD(&t->pending);
 	INIT_WORK(&t->work, mrt_work);
@@ -658,11 +679,12 @@ EXPORT_SYMBOL_GPL(mmu_range_tracker_init);
  * @t: The tracker
  * @addr: A user address
  *
- * Lock-free: under the granule policy one xa_load() of the granule (as in
- * mlx5 ODP's implicit mode), falling back to one RCU maple tree load when the
- * granule holds several ranges; a maple tree load otherwise. Then a reference
- * increment. Needs no mmap_lock and never creates a range. A range that is being removed or
- * reshaped is never returned.
+ * Lock-free: one xa_load() of the lookup index, as in mlx5 ODP's implicit
+ * mode (by page under the VMA policy, by granule under the granule policy),
+ * falling back to one RCU maple tree load when the index has no live range
+ * there (a granule with several ranges, a failed index store); then a
+ * reference increment. Needs no mmap_lock and never creates a range. A range
+ * that is being removed or reshaped is never returned.
  *
  * Return: the range with a reference (drop it with mmu_tracked_range_put()),
  * or NULL.
@@ -676,14 +698,12 @@ struct mmu_tracked_range *mmu_range_tracker_lookup(struct mmu_range_tracker *t,
 		return NULL;
 	rcu_read_lock();
 	/* Freed only after a grace period: safe to touch until unlock (9). */
-	if (t->granule_shift) {
-		r = xa_load(&t->granules, mrt_granule_index(t, addr));
-		if (r && addr >= mmu_tracked_range_start(r) &&
-		    addr < mmu_tracked_range_end(r)) {
-			r = mrt_get_live(r);
-			if (r)
-				goto out;
-		}
+	r = xa_load(&t->index, mrt_index(t, addr));
+	if (r && addr >= mmu_tracked_range_start(r) &&
+	    addr < mmu_tracked_range_end(r)) {
+		r = mrt_get_live(r);
+		if (r)
+			goto out;
 	}
 	r = mrt_get_live(mtree_load(&t->ranges, addr));
 out:
@@ -963,7 +983,7 @@ void mmu_range_tracker_fini(struct mmu_range_tracker *t)
 
 	mutex_lock(&t->tree_lock);
 	__mt_destroy(&t->ranges);
-	xa_destroy(&t->granules);
+	xa_destroy(&t->index);
 	mutex_unlock(&t->tree_lock);
 	mmdrop(t->mm);
 }

@@ -35,8 +35,8 @@ enum mrt_test_site {
 	MRT_SITE_TREE_ERASE,
 	/* mmu_interval_notifier_insert_nolock() of a new range. */
 	MRT_SITE_INSERT,
-	/* The granule's entry in the lookup xarray. */
-	MRT_SITE_GRANULE_STORE,
+	/* The range's entries in the lookup index. */
+	MRT_SITE_INDEX_STORE,
 	/* mmu_notifier_register() in mmu_range_tracker_init(). */
 	MRT_SITE_REGISTER,
 	NR_MRT_TEST_SITES

@@ -101,6 +101,8 @@ struct mmu_range_tracker {
 	/* The update lock when the driver has none to share. */
 	struct mutex own_lock;
 	unsigned int granule_shift;
+	/* PAGE_SHIFT under the VMA policy, granule_shift otherwise. */
+	unsigned int index_shift;
 	bool dead;
 	/* See mmu_range_tracker_set_owner(). */
 	void *owner;
@@ -113,12 +115,13 @@ struct mmu_range_tracker {
 	 */
 	struct mutex tree_lock;
 	/*
-	 * Granule policy only: granule index -> a live range in that granule,
-	 * the lock-free fast path of lookups (one xa_load(), as in mlx5 ODP).
-	 * A cache of ranges: lookups fall back to @ranges when it misses.
-	 * Written under tree_lock.
+	 * The lock-free fast path of lookups, one xa_load() as in mlx5 ODP:
+	 * address >> index_shift -> a live range there. VMA policy: every
+	 * page of every live range, in multi-index entries. Granule policy:
+	 * one live range of the granule. A cache of @ranges, which lookups
+	 * fall back to when it misses. Written under tree_lock.
 	 */
-	struct xarray granules;
+	struct xarray index;
 	/* Ranges waiting for the deferred work, under pending_lock. */
 	spinlock_t pending_lock;
 	struct list_head pending;

@@ -1062,19 +1062,19 @@ static void mrt_test_fault_fails(struct kunit *test)
 	mrt_test_expect_clean(test, dev, addr, 4, 1);
 }
 
-/* The granule's xarray entry is a cache: without it lookups use the tree. */
-static void mrt_test_granule_store_fails(struct kunit *test)
+/* The lookup index is a cache: without its entry lookups use the tree. */
+static void mrt_test_index_store_fails(struct kunit *test)
 {
-	const unsigned int shift = PAGE_SHIFT + 2;
+	const unsigned int shift = *(const unsigned int *)test->param_value;
 	unsigned long addr = mrt_test_mmap(test, 8);
 	struct mrt_test_dev *dev = mrt_test_dev_create(test, &mrt_test_ops,
 						       shift, addr, 8);
 	struct mmu_tracked_range *r, *r2;
 
-	mrt_test_fail_at(dev, MRT_SITE_GRANULE_STORE, 0, 1);
+	mrt_test_fail_at(dev, MRT_SITE_INDEX_STORE, 0, 1);
 	r = mrt_test_fault(dev, addr + PAGE_SIZE);
 	KUNIT_ASSERT_FALSE(test, IS_ERR(r));
-	KUNIT_EXPECT_EQ(test, mrt_test_failed(dev, MRT_SITE_GRANULE_STORE), 1);
+	KUNIT_EXPECT_EQ(test, mrt_test_failed(dev, MRT_SITE_INDEX_STORE), 1);
 	r2 = mmu_range_tracker_lookup(&dev->t, addr + PAGE_SIZE);
 	KUNIT_EXPECT_PTR_EQ(test, r2, r);
 	if (r2)
@@ -1955,7 +1955,7 @@ static struct kunit_case mrt_test_cases[] = {
 	KUNIT_CASE(mrt_test_free_after_grace_period),
 	KUNIT_CASE(mrt_test_split_alloc_failure),
 	KUNIT_CASE_PARAM(mrt_test_fault_fails, mrt_fault_fail_gen_params),
-	KUNIT_CASE(mrt_test_granule_store_fails),
+	KUNIT_CASE_PARAM(mrt_test_index_store_fails, mrt_bench_gen_params),
 	KUNIT_CASE(mrt_test_register_fails),
 	KUNIT_CASE(mrt_test_erase_fails),
 	KUNIT_CASE(mrt_test_split_second_survivor_fails),
