@@ -99,6 +99,7 @@ struct hmi_devmem {
 	spinlock_t lock;
 	/* Free pages, linked through zone_device_data. */
 	struct page *free;
+	/* Serializes the creation of the pool; @ready says it is done. */
 	struct mutex init_lock;
 	bool ready;
 };
@@ -670,12 +671,17 @@ static long hmi_check(struct hmi *h, void __user *uarg)
 		ret = -EFAULT;
 		goto out_free;
 	}
-	cmd.mapped = cmd.violations = cmd.exclusive = cmd.first_bad = 0;
+	cmd.mapped = 0;
+	cmd.violations = 0;
+	cmd.exclusive = 0;
+	cmd.first_bad = 0;
 	for (done = 0; done < cmd.npages && !ret; done += part.npages) {
 		part.addr = cmd.addr + done * PAGE_SIZE;
 		part.npages = min(HMI_CHECK_PAGES, cmd.npages - done);
 		for (tries = 0; tries < HMI_CHECK_TRIES; tries++) {
-			part.mapped = part.violations = part.exclusive = 0;
+			part.mapped = 0;
+			part.violations = 0;
+			part.exclusive = 0;
 			part.first_bad = 0;
 			unsure = 0;
 			ret = hmi_check_span(h, &reader, &part, pfns, &unsure);

@@ -6,6 +6,7 @@
 #ifndef _LIB_TEST_HMM_INTERVALS_UAPI_H
 #define _LIB_TEST_HMM_INTERVALS_UAPI_H
 
+#include <linux/const.h>
 #include <linux/ioctl.h>
 #include <linux/types.h>
 
@@ -80,12 +81,12 @@ struct hmi_state {
 };
 
 /* What HMI_SNAPSHOT reports per page, as the CPU maps it now. */
-#define HMI_SNAP_VALID		(1 << 0)
-#define HMI_SNAP_WRITE		(1 << 1)
+#define HMI_SNAP_VALID		_BITUL(0)
+#define HMI_SNAP_WRITE		_BITUL(1)
 /* A PMD mapping (a THP). */
-#define HMI_SNAP_HUGE		(1 << 2)
+#define HMI_SNAP_HUGE		_BITUL(2)
 /* A device-private page of this driver. */
-#define HMI_SNAP_DEVMEM		(1 << 3)
+#define HMI_SNAP_DEVMEM		_BITUL(3)
 
 /**
  * struct hmi_snapshot - The CPU's page table, read without faulting
