@@ -563,11 +563,13 @@ out_free:
  * maps must be mapped by the CPU at the same address, to the same page,
  * writable if the device may write it.
  *
- * A device mapping of a page the read found absent is counted apart, in
- * @unsure: it may be a device fault that populated the CPU page table after
- * the read and committed before the lock, or an address whose munmap is
- * between its VMA removal and its invalidation (hazard 5), or a stale
- * mapping. The caller looks again; only a stale mapping stays.
+ * A device mapping of a page the read found absent, or found read-only
+ * when the device may write it, is counted apart, in @unsure: it may be a
+ * device fault that populated the CPU page table, or made the entry
+ * writable, after the read and committed before the lock (neither
+ * invalidates), or an address whose munmap is between its VMA removal and
+ * its invalidation (hazard 5), or a stale mapping. The caller looks again;
+ * only a stale mapping stays.
  */
 static int hmi_check_span(struct hmi *h, struct hmi_reader *reader,
 			  struct hmi_check *cmd, unsigned long *pfns,
@@ -629,9 +631,20 @@ again:
 			(*unsure)++;
 			continue;
 		}
-		if (page_to_pfn(hmm_pfn_to_page(pfns[i])) == pfn &&
-		    (!(flags & HMI_PTE_WRITE) || (pfns[i] & HMM_PFN_WRITE)))
+		if (page_to_pfn(hmm_pfn_to_page(pfns[i])) == pfn) {
+			if (!(flags & HMI_PTE_WRITE) ||
+			    (pfns[i] & HMM_PFN_WRITE))
+				continue;
+			/*
+			 * Writable for the device, read-only in the read: a
+			 * write fault of the device may have made the CPU's
+			 * entry writable after the read (reusing an anonymous
+			 * page after fork), which invalidates nothing. Look
+			 * again, as for an absent page.
+			 */
+			(*unsure)++;
 			continue;
+		}
 		if (!cmd->violations)
 			cmd->first_bad = addr;
 		cmd->violations++;
