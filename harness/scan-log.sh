@@ -13,7 +13,7 @@ set -euo pipefail
 
 log=$1
 ignore=${2:-}
-pattern='WARNING:|BUG:|BUG [a-z0-9_-]+ \(|kernel BUG at|Kernel panic|Oops|general protection fault|KASAN:|UBSAN:|KFENCE:|possible recursive locking|possible circular locking|inconsistent lock state|suspicious RCU usage|trying to register non-static key|INFO: task .* blocked|blocked for more than|rcu: INFO:|detected stalls? on CPUs|self-detected stall|soft lockup|hard LOCKUP|DEBUG_LOCKS_WARN_ON|ODEBUG:|Poison overwritten|Redzone|Object already free|Freepointer corrupt|Unable to handle kernel|mmu_range_tracker: fini waits|Call Trace:|Stack:'
+pattern='WARNING:|BUG:|BUG [a-z0-9_-]+ \(|kernel BUG at|Kernel panic|Oops|general protection fault|KASAN:|UBSAN:|KFENCE:|possible recursive locking|possible circular locking|inconsistent lock state|suspicious RCU usage|trying to register non-static key|INFO: task .* blocked|blocked for more than|rcu: INFO:|detected stalls? on CPUs|self-detected stall|soft lockup|hard LOCKUP|DEBUG_LOCKS_WARN_ON|ODEBUG:|Poison overwritten|Redzone|Object already free|Freepointer corrupt|Unable to handle kernel|mmu_range_tracker: fini waits|enqueued on deprecated workqueue|Call Trace:|Stack:'
 
 [ -f "$log" ] || { echo "scan-log: no log $log" >&2; exit 1; }
 hits=$(awk -v ign="$ignore" -v pat="$pattern" '

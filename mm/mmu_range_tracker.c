@@ -135,7 +135,7 @@ static void mrt_queue_dying(struct mmu_tracked_range *r)
 	spin_lock_irqsave(&t->pending_lock, irqflags);
 	list_add_tail(&r->pending, &t->pending);
 	spin_unlock_irqrestore(&t->pending_lock, irqflags);
-	queue_work(system_unbound_wq, &t->work);
+	queue_work(system_dfl_wq, &t->work);
 }
 
 static bool mrt_invalidate(struct mmu_interval_notifier *mni,
