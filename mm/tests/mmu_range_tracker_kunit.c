@@ -1812,6 +1812,20 @@ struct mrt_itree_entry {
 
 #define MRT_BENCH_RANGES	1024
 #define MRT_BENCH_LOOKUPS	(64 * 1024)
+/* Per-fault notifiers cost more: fewer rounds. */
+#define MRT_BENCH_NOTIFIERS	(4 * 1024)
+
+static bool mrt_bench_invalidate(struct mmu_interval_notifier *mni,
+				 const struct mmu_notifier_range *range,
+				 unsigned long cur_seq)
+{
+	mmu_interval_set_seq(mni, cur_seq);
+	return true;
+}
+
+static const struct mmu_interval_notifier_ops mrt_bench_ops = {
+	.invalidate = mrt_bench_invalidate,
+};
 
 static const unsigned int mrt_bench_policies[] = { PAGE_SHIFT + 2, 0 };
 
@@ -1828,11 +1842,12 @@ KUNIT_ARRAY_PARAM(mrt_bench, mrt_bench_policies, mrt_bench_policy_desc);
 
 /*
  * mmu_range_tracker_lookup() against what the review held it to: mlx5 ODP's
- * xa_load() of the range's index (plus the reference ODP then takes), and the
- * driver-side mutex + interval tree search it replaces. 1024 ranges: 4-page
- * granules of one VMA, or 1024 one-page VMAs. The same addresses are looked
- * up in each structure in the same boot; every answer is checked, the costs
- * are printed as ratios.
+ * xa_load() of the range's index (plus the reference ODP then takes), the
+ * driver-side mutex + interval tree search it replaces, and what nouveau did
+ * per GPU fault before the tracker (insert an interval notifier, read_begin,
+ * remove it). 1024 ranges: 4-page granules of one VMA, or 1024 one-page
+ * VMAs. The same addresses are looked up in each structure in the same boot;
+ * every answer is checked, the costs are printed as ratios.
  */
 static void mrt_bench_lookup(struct kunit *test)
 {
@@ -1845,7 +1860,8 @@ static void mrt_bench_lookup(struct kunit *test)
 	struct mrt_itree_entry *entries;
 	struct interval_tree_node *node;
 	struct mmu_tracked_range *r;
-	u64 t_lookup, t_xa, t_itree;
+	u64 t_lookup, t_xa, t_itree, t_notifier;
+	struct mmu_interval_notifier mni;
 	struct mrt_test_dev *dev;
 	unsigned long *addrs;
 	struct xarray xa;
@@ -1924,6 +1940,19 @@ static void mrt_bench_lookup(struct kunit *test)
 	}
 	t_itree = ktime_to_ns(ktime_sub(ktime_get(), t0));
 
+	t0 = ktime_get();
+	for (i = 0; i < MRT_BENCH_NOTIFIERS; i++) {
+		a = addrs[i] & PAGE_MASK;
+		if (mmu_interval_notifier_insert(&mni, current->mm, a, PAGE_SIZE,
+						 &mrt_bench_ops)) {
+			wrong++;
+			break;
+		}
+		mmu_interval_read_begin(&mni);
+		mmu_interval_notifier_remove(&mni);
+	}
+	t_notifier = ktime_to_ns(ktime_sub(ktime_get(), t0));
+
 	KUNIT_EXPECT_EQ(test, wrong, 0);
 	kunit_info(test, "%u lookups over %u ranges: lookup %llu ns/op, xa_load+ref %llu ns/op, mutex+itree %llu ns/op\n",
 		   MRT_BENCH_LOOKUPS, MRT_BENCH_RANGES,
@@ -1934,6 +1963,11 @@ static void mrt_bench_lookup(struct kunit *test)
 		   div64_u64(t_lookup * 100, max(t_xa, 1ULL)) % 100,
 		   div64_u64(t_lookup, max(t_itree, 1ULL)),
 		   div64_u64(t_lookup * 100, max(t_itree, 1ULL)) % 100);
+	t_notifier = div_u64(t_notifier * MRT_BENCH_LOOKUPS, MRT_BENCH_NOTIFIERS);
+	kunit_info(test, "insert+read_begin+remove of a notifier per fault %llu ns/op, ratio lookup/that = %llu.%02llu\n",
+		   div_u64(t_notifier, MRT_BENCH_LOOKUPS),
+		   div64_u64(t_lookup, max(t_notifier, 1ULL)),
+		   div64_u64(t_lookup * 100, max(t_notifier, 1ULL)) % 100);
 	xa_destroy(&xa);
 }
 
