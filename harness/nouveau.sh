@@ -7,6 +7,8 @@
 # it changes, built with W=1 and sparse; any warning in a changed file, and
 # any build error, fails. NOUVEAU_FULL=1 builds and links the whole nouveau
 # directory too (about 800 objects: 8 minutes cold on 2 cores).
+# NOUVEAU_PATCHES=N: the files of the first N patches only, and no result
+# file (harness/series.sh, building the series patch by patch).
 set -euo pipefail
 . "$(dirname "$0")/common.sh"
 
@@ -23,7 +25,7 @@ kmake() {
 # The nouveau files the patches change, and the objects to build.
 changed=$(while read -r p _; do
 	sed -n "s|^+++ b/\\($ndir/[^[:space:]]*\\).*|\\1|p" "$PATCHES/$p"
-done < <(series_lines) | sort -u)
+done < <(series_lines | head -n "${NOUVEAU_PATCHES:-1000}") | sort -u)
 [ -n "$changed" ] || { echo "nouveau: no nouveau file in patches/$BASE: nothing to build"; exit 0; }
 objs=$( {
 	grep '\.c$' <<<"$changed" || true
@@ -71,6 +73,6 @@ if [ "${NOUVEAU_FULL:-0}" = 1 ]; then
 	progress_stop
 fi
 say "nouveau: done in $(($(date +%s) - t0)) s"
-echo "$passed $failed 0" >"$BUILD/results/nouveau"
+[ -n "${NOUVEAU_PATCHES:-}" ] || echo "$passed $failed 0" >"$BUILD/results/nouveau"
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
