@@ -1546,7 +1546,12 @@ static void mrt_test_fault_races_unmap(struct kunit *test)
 		KUNIT_FAIL(test, "no committer thread");
 		return;
 	}
-	for (i = 0; i < 400; i++) {
+	/*
+	 * 400 rounds, and on SMP more until three commits were found stale
+	 * (bounded): the race must be hit for the case to count.
+	 */
+	for (i = 0; i < 400 || (num_online_cpus() > 1 && i < 4000 &&
+				atomic_read(&dev->stale) < 3); i++) {
 		n = 1 + get_random_u32_below(4);
 		/* Every other time, the page the committer is reading. */
 		a = READ_ONCE(ctx.target);
@@ -1573,8 +1578,8 @@ static void mrt_test_fault_races_unmap(struct kunit *test)
 			    "device pages still mapped after their munmap");
 	KUNIT_EXPECT_GT(test, ctx.faults, 0);
 	KUNIT_EXPECT_GT(test, ctx.commits, 0);
-	kunit_info(test, "%u CPUs: %lu faults (%lu on unmapped addresses), %lu commits, %d found stale (races hit)\n",
-		   num_online_cpus(), ctx.faults, ctx.errors, ctx.commits,
+	kunit_info(test, "%u CPUs, %u rounds: %lu faults (%lu on unmapped addresses), %lu commits, %d found stale (races hit)\n",
+		   num_online_cpus(), i, ctx.faults, ctx.errors, ctx.commits,
 		   atomic_read(&dev->stale));
 	if (num_online_cpus() > 1)
 		KUNIT_EXPECT_GT(test, atomic_read(&dev->stale), 0);

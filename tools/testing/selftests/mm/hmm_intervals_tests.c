@@ -1084,7 +1084,10 @@ TEST_F(hmi, exclusive_access)
 /* --- the race test: device threads against every kind of CPU change --- */
 
 #define RACE_PAGES	64
+/* At least this long, then on until a few reads were found stale. */
 #define RACE_SECONDS	5
+#define RACE_MIN_HITS	3
+#define RACE_MAX_SECONDS	30
 #define RACE_LOG	64
 
 enum race_op { OP_MUNMAP, OP_MREMAP, OP_MPROTECT, OP_DONTNEED, OP_FORK,
@@ -1282,7 +1285,10 @@ TEST_F(hmi, race_device_vs_cpu)
 			}
 		}
 		clock_gettime(CLOCK_MONOTONIC, &t);
-	} while (t.tv_sec - t0.tv_sec < RACE_SECONDS);
+		ASSERT_EQ(dev_state(self->fd, &st, NULL), 0);
+	} while (t.tv_sec - t0.tv_sec < RACE_SECONDS ||
+		 (st.retries - st0.retries < RACE_MIN_HITS &&
+		  t.tv_sec - t0.tv_sec < RACE_MAX_SECONDS));
 	__atomic_store_n(&r.stop, 1, __ATOMIC_RELAXED);
 	for (i = 0; i < 2; i++) {
 		pthread_join(cpu[i], NULL);
@@ -1291,8 +1297,8 @@ TEST_F(hmi, race_device_vs_cpu)
 	ASSERT_EQ(r.violations, 0);
 	ASSERT_EQ(dev_violations(self->fd, r.base, RACE_PAGES, NULL), 0);
 	ASSERT_EQ(dev_state(self->fd, &st, NULL), 0);
-	TH_LOG("seed %u: %lu checks (%lu busy), %lu device accesses, %llu invalidations",
-	       seed, r.checks, r.busy_checks, r.reads,
+	TH_LOG("seed %u, %ld s: %lu checks (%lu busy), %lu device accesses, %llu invalidations",
+	       seed, (long)(t.tv_sec - t0.tv_sec), r.checks, r.busy_checks, r.reads,
 	       (unsigned long long)(st.invalidations - st0.invalidations));
 	TH_LOG("seed %u: %llu stale reads retried (races hit)", seed,
 	       (unsigned long long)(st.retries - st0.retries));
