@@ -11,7 +11,7 @@ BASE ?= 7.3
 export BASE KSRC
 
 .PHONY: help deps assemble kernelversion kunit kunit-default kunit-debug \
-	selftest demo nouveau check series series-check test clean distclean
+	selftest demo nouveau check spin series series-check test clean distclean
 
 help:
 	@echo 'mmu_range_tracker: targets (BASE=$(BASE))'
@@ -22,6 +22,8 @@ help:
 	@echo '  make kunit-debug    the KUnit suite with lockdep, DEBUG_VM and slub_debug'
 	@echo '  make nouveau        build nouveau (DRM_NOUVEAU_SVM=y) with the conversion; W=1 + sparse'
 	@echo '  make check          checkpatch --strict, W=1 + sparse, Coccinelle, kernel-doc, Sphinx'
+	@echo '  make spin           model-check the protocol with spin (fixed: no violation;'
+	@echo '                      old order: a counterexample), models/README.md'
 	@echo '  make series         the patch series with a cover letter, into build/$$BASE/series/'
 	@echo '  make series-check   git am of the series onto the pristine base, checkpatch and a'
 	@echo '                      build of every patch in turn (after make kunit-default)'
@@ -64,6 +66,10 @@ nouveau: assemble
 check: assemble
 	@harness/check.sh
 
+# The model needs spin and gcc only, not the kernel tree.
+spin: deps
+	@harness/spin.sh
+
 series: deps
 	@harness/series.sh format
 
@@ -76,7 +82,7 @@ test:
 clean:
 	rm -rf $(foreach b,7.3 6.12,build/$(b)/src build/$(b)/stage build/$(b)/kunit-* \
 		build/$(b)/qemu-* build/$(b)/nouveau-* build/$(b)/docs build/$(b)/results \
-		build/$(b)/series* build/$(b)/*.log build/$(b)/*.out)
+		build/$(b)/series* build/$(b)/*.log build/$(b)/*.out) build/spin
 
 distclean:
 	rm -rf build

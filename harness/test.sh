@@ -40,7 +40,7 @@ run_base() {
 	done
 }
 
-run_base 7.3 kunit-default selftest nouveau check series kunit-debug
+run_base 7.3 kunit-default selftest nouveau check spin series kunit-debug
 run_base 6.12 kunit-default selftest kunit-debug
 
 # Every stage's count is pinned in harness/expected: a dropped case, variant
