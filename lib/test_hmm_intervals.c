@@ -718,8 +718,10 @@ out_free:
 	return ret;
 }
 
-/* --- device-exclusive access --- */
+/* --- device-exclusive access and device-private memory --- */
 
+/* make_device_exclusive() comes with device-private memory. */
+#if IS_ENABLED(CONFIG_DEVICE_PRIVATE)
 /* Make the page at @addr device-exclusive and map it for atomic access. */
 static int hmi_exclusive_page(struct hmi *h, unsigned long addr)
 {
@@ -806,9 +808,6 @@ static long hmi_exclusive(struct hmi *h, void __user *uarg)
 	return ret;
 }
 
-/* --- device-private memory --- */
-
-#if IS_ENABLED(CONFIG_DEVICE_PRIVATE)
 static struct page *hmi_devmem_alloc(void)
 {
 	struct page *page;
@@ -1072,6 +1071,11 @@ out_free:
 	return ret;
 }
 #else
+static long hmi_exclusive(struct hmi *h, void __user *uarg)
+{
+	return -EOPNOTSUPP;
+}
+
 static void hmi_devmem_fini(void)
 {
 }
