@@ -563,12 +563,7 @@ static const struct mrt_unmap_case mrt_unmap_cases[] = {
 	{ "all_removes", 0, 16, 0, { }, 0, 0, 1 },
 };
 
-static void mrt_unmap_case_desc(const struct mrt_unmap_case *c, char *desc)
-{
-	strscpy(desc, c->name, KUNIT_PARAM_DESC_SIZE);
-}
-
-KUNIT_ARRAY_PARAM(mrt_unmap, mrt_unmap_cases, mrt_unmap_case_desc);
+KUNIT_ARRAY_PARAM_DESC(mrt_unmap, mrt_unmap_cases, name);
 
 static void mrt_test_unmap_reshapes(struct kunit *test)
 {
@@ -1029,12 +1024,7 @@ static const struct mrt_fault_fail_case mrt_fault_fail_cases[] = {
 	{ "insert", MRT_SITE_INSERT },
 };
 
-static void mrt_fault_fail_desc(const struct mrt_fault_fail_case *c, char *desc)
-{
-	strscpy(desc, c->name, KUNIT_PARAM_DESC_SIZE);
-}
-
-KUNIT_ARRAY_PARAM(mrt_fault_fail, mrt_fault_fail_cases, mrt_fault_fail_desc);
+KUNIT_ARRAY_PARAM_DESC(mrt_fault_fail, mrt_fault_fail_cases, name);
 
 /*
  * A fault whose range cannot be created reports -ENOMEM, leaves nothing
