@@ -40,7 +40,11 @@ checkpatch() {
 	cd "$SRC"
 	local out rc=0
 	# No Signed-off-by yet: the submitter adds theirs when posting (b4).
-	out=$(perl scripts/checkpatch.pl --strict --no-signoff --terse --no-summary "$@") || rc=$?
+	# Inside this repository checkpatch would look the ID of a Fixes: tag
+	# up in its history, which has no kernel commits: harness/series.sh
+	# says why UNKNOWN_COMMIT_ID is off.
+	out=$(perl scripts/checkpatch.pl --strict --no-signoff --ignore UNKNOWN_COMMIT_ID \
+		--terse --no-summary "$@") || rc=$?
 	printf '%s' "$out"
 	return "$rc"
 }
