@@ -17,9 +17,11 @@
 #include <linux/mm.h>
 #include <linux/mman.h>
 #include <linux/mmu_range_tracker.h>
+#include <linux/moduleparam.h>
 #include <linux/random.h>
 #include <linux/sched/mm.h>
 #include <linux/slab.h>
+#include <linux/sort.h>
 #include <linux/xarray.h>
 
 #include "../mmu_range_tracker_test.h"
@@ -1805,11 +1807,6 @@ struct mrt_itree_entry {
 	struct mmu_tracked_range *r;
 };
 
-#define MRT_BENCH_RANGES	1024
-#define MRT_BENCH_LOOKUPS	(64 * 1024)
-/* Per-fault notifiers cost more: fewer rounds. */
-#define MRT_BENCH_NOTIFIERS	(4 * 1024)
-
 static bool mrt_bench_invalidate(struct mmu_interval_notifier *mni,
 				 const struct mmu_notifier_range *range,
 				 unsigned long cur_seq)
@@ -1835,135 +1832,253 @@ static void mrt_bench_policy_desc(const unsigned int *shift, char *desc)
 
 KUNIT_ARRAY_PARAM(mrt_bench, mrt_bench_policies, mrt_bench_policy_desc);
 
-/*
- * mmu_range_tracker_lookup() against what the review held it to: mlx5 ODP's
- * xa_load() of the range's index (plus the reference ODP then takes), the
- * driver-side mutex + interval tree search it replaces, and what nouveau did
- * per GPU fault before the tracker (insert an interval notifier, read_begin,
- * remove it). 1024 ranges: 4-page granules of one VMA, or 1024 one-page
- * VMAs. The same addresses are looked up in each structure in the same boot;
- * every answer is checked, the costs are printed as ratios.
- */
-static void mrt_bench_lookup(struct kunit *test)
-{
-	const unsigned int shift = *(const unsigned int *)test->param_value;
-	const unsigned int step = shift ? shift : PAGE_SHIFT + 1;
-	unsigned long npages = MRT_BENCH_RANGES << (step - PAGE_SHIFT);
-	unsigned long addr = mrt_test_mmap(test, npages), a, wrong = 0;
-	struct rb_root_cached itree = RB_ROOT_CACHED;
-	unsigned int xa_shift = shift ? shift : PAGE_SHIFT;
-	struct mrt_itree_entry *entries;
-	struct interval_tree_node *node;
-	struct mmu_tracked_range *r;
-	u64 t_lookup, t_xa, t_itree, t_notifier;
-	struct mmu_interval_notifier mni;
+/* make bench sets it: the large size, and more lookups and rounds. */
+static bool bench;
+module_param(bench, bool, 0444);
+MODULE_PARM_DESC(bench, "run the benchmark at the sizes and rounds of make bench");
+
+struct mrt_bench_case {
+	const char *name;
+	/* 0: VMA policy, one one-page VMA per range */
+	unsigned int shift;
+	/* 16, 1024, or 0: the large size */
+	unsigned long nranges;
+};
+
+static const struct mrt_bench_case mrt_bench_cases[] = {
+	{ "granule_4_pages_16", PAGE_SHIFT + 2, 16 },
+	{ "granule_4_pages_1k", PAGE_SHIFT + 2, 1024 },
+	{ "granule_4_pages_large", PAGE_SHIFT + 2, 0 },
+	{ "vma_16", 0, 16 },
+	{ "vma_1k", 0, 1024 },
+	{ "vma_large", 0, 0 },
+};
+
+KUNIT_ARRAY_PARAM_DESC(mrt_bench_scale, mrt_bench_cases, name);
+
+/* What one round measures, in the same boot and over the same addresses. */
+enum mrt_bench_row {
+	MRT_BENCH_XA,		/* xa_load() + reference, as mlx5 ODP */
+	MRT_BENCH_LOOKUP,	/* mmu_range_tracker_lookup() hit */
+	MRT_BENCH_FAULT,	/* mmu_range_tracker_fault() hit */
+	MRT_BENCH_ITREE,	/* the 2020 driver-side mutex + interval tree */
+	MRT_BENCH_NOTIFIER,	/* nouveau before: a notifier per fault */
+	MRT_BENCH_ROWS
+};
+
+static const char *const mrt_bench_row_names[MRT_BENCH_ROWS] = {
+	"xa_load+ref", "lookup", "fault_hit", "mutex+itree",
+	"notifier_per_fault",
+};
+
+#define MRT_BENCH_ROUNDS	7
+
+struct mrt_bench_ctx {
 	struct mrt_test_dev *dev;
-	unsigned long *addrs;
 	struct xarray xa;
+	unsigned int xa_shift;
+	struct rb_root_cached itree;
 	/* The lock a driver-side interval tree search would take. */
 	struct mutex lock;
+	unsigned long *addrs;
+	unsigned long wrong;
+};
+
+static bool mrt_bench_holds(struct mmu_tracked_range *r, unsigned long a)
+{
+	return r && a >= mmu_tracked_range_start(r) &&
+	       a < mmu_tracked_range_end(r);
+}
+
+/* One round of @n operations of @row; returns its nanoseconds. */
+static u64 mrt_bench_round(struct mrt_bench_ctx *ctx, enum mrt_bench_row row,
+			   unsigned int n)
+{
+	struct mmu_range_tracker *t = &ctx->dev->t;
+	struct mmu_interval_notifier mni;
+	struct interval_tree_node *node;
+	struct mmu_tracked_range *r;
+	unsigned long a;
 	unsigned int i;
 	ktime_t t0;
 
-	/* On the stack: initialized at run time, so lockdep gets a key. */
-	xa_init(&xa);
-	mutex_init(&lock);
+	if (row == MRT_BENCH_FAULT)
+		mmap_read_lock(t->mm);
+	t0 = ktime_get();
+	for (i = 0; i < n; i++) {
+		a = ctx->addrs[i];
+		switch (row) {
+		case MRT_BENCH_XA:
+			rcu_read_lock();
+			r = xa_load(&ctx->xa, a >> ctx->xa_shift);
+			if (r && !refcount_inc_not_zero(&r->refs))
+				r = NULL;
+			rcu_read_unlock();
+			ctx->wrong += !mrt_bench_holds(r, a);
+			if (r)
+				refcount_dec(&r->refs);
+			break;
+		case MRT_BENCH_LOOKUP:
+		case MRT_BENCH_FAULT:
+			r = row == MRT_BENCH_LOOKUP ?
+			    mmu_range_tracker_lookup(t, a) :
+			    mmu_range_tracker_fault(t, a);
+			if (IS_ERR(r))
+				r = NULL;
+			ctx->wrong += !mrt_bench_holds(r, a);
+			if (r)
+				mmu_tracked_range_put(r);
+			break;
+		case MRT_BENCH_ITREE:
+			mutex_lock(&ctx->lock);
+			node = interval_tree_iter_first(&ctx->itree, a, a);
+			ctx->wrong += !node || node->start > a || node->last < a;
+			mutex_unlock(&ctx->lock);
+			break;
+		case MRT_BENCH_NOTIFIER:
+			if (mmu_interval_notifier_insert(&mni, t->mm,
+							 a & PAGE_MASK,
+							 PAGE_SIZE,
+							 &mrt_bench_ops)) {
+				ctx->wrong++;
+				break;
+			}
+			mmu_interval_read_begin(&mni);
+			mmu_interval_notifier_remove(&mni);
+			break;
+		default:
+			break;
+		}
+	}
+	t0 = ktime_sub(ktime_get(), t0);
+	if (row == MRT_BENCH_FAULT)
+		mmap_read_unlock(t->mm);
+	return ktime_to_ns(t0);
+}
 
-	/* VMA policy: every other page unmapped, 1024 one-page VMAs. */
-	for (i = 0; !shift && i < MRT_BENCH_RANGES; i++)
+static int mrt_bench_cmp(const void *a, const void *b)
+{
+	u64 x = *(const u64 *)a, y = *(const u64 *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Hundredths of @num / @den, for ratios printed as N.NN. */
+static u64 mrt_bench_pct(u64 num, u64 den)
+{
+	return div64_u64(num * 100, max(den, 1ULL));
+}
+
+/*
+ * The fault path's costs against what the review held them to: mlx5 ODP's
+ * xa_load() of the range's index plus the reference ODP then takes, the
+ * driver-side mutex + interval tree search of 2020, and what nouveau did
+ * per GPU fault before the tracker (insert an interval notifier, read_begin,
+ * remove it); and the cost of a miss (a range created on fault). For each
+ * policy at 16, 1024 and a large number of ranges (4-page granules of one
+ * VMA, or one-page VMAs): 4096 in make test's short round, 65536 granules
+ * and 60000 VMAs (vm.max_map_count is 65530) with bench=1. Every answer is
+ * checked; each cost is the median of the rounds, in ns per operation,
+ * printed on one "BENCH" line that harness/bench.sh tabulates.
+ */
+static void mrt_bench_scale(struct kunit *test)
+{
+	const struct mrt_bench_case *c = test->param_value;
+	const unsigned int step = c->shift ? c->shift : PAGE_SHIFT + 1;
+	unsigned long nranges = c->nranges ? c->nranges :
+				bench ? (c->shift ? 65536 : 60000) : 4096;
+	unsigned int lookups = bench ? 64 * 1024 : 8 * 1024;
+	unsigned int rounds = bench ? MRT_BENCH_ROUNDS : 1;
+	unsigned long npages = nranges << (step - PAGE_SHIFT);
+	u64 ns[MRT_BENCH_ROWS] = { }, samples[MRT_BENCH_ROUNDS], miss;
+	struct mrt_bench_ctx ctx = { .itree = RB_ROOT_CACHED };
+	struct mrt_itree_entry *entries;
+	struct mmu_tracked_range *r;
+	unsigned long addr;
+	unsigned int i, row, n;
+	ktime_t t0;
+
+	/*
+	 * Read-only: nothing is touched, and up to 1 GiB of address space is
+	 * then not charged against the overcommit limit of a small machine.
+	 */
+	addr = kunit_vm_mmap(test, NULL, 0, npages * PAGE_SIZE, PROT_READ,
+			     MAP_ANONYMOUS | MAP_PRIVATE, 0);
+	KUNIT_ASSERT_FALSE(test, IS_ERR_VALUE(addr));
+	KUNIT_ASSERT_NE(test, addr, 0);
+
+	/* On the stack: initialized at run time, so lockdep gets a key. */
+	xa_init(&ctx.xa);
+	mutex_init(&ctx.lock);
+	ctx.xa_shift = c->shift ? c->shift : PAGE_SHIFT;
+
+	/* VMA policy: every other page unmapped, one VMA per range. */
+	for (i = 0; !c->shift && i < nranges; i++)
 		KUNIT_ASSERT_EQ(test, vm_munmap(addr + (2 * i + 1) * PAGE_SIZE,
 						PAGE_SIZE), 0);
-	dev = mrt_test_dev_create(test, &mrt_test_ops, shift, addr, npages);
-	entries = kunit_kcalloc(test, MRT_BENCH_RANGES, sizeof(*entries),
-				GFP_KERNEL);
-	addrs = kunit_kcalloc(test, MRT_BENCH_LOOKUPS, sizeof(*addrs),
-			      GFP_KERNEL);
-	KUNIT_ASSERT_NOT_NULL(test, entries);
-	KUNIT_ASSERT_NOT_NULL(test, addrs);
-	for (i = 0; i < MRT_BENCH_RANGES; i++) {
-		r = mrt_test_fault(dev, addr + ((unsigned long)i << step));
-		KUNIT_ASSERT_FALSE(test, IS_ERR(r));
+	ctx.dev = mrt_test_dev_create(test, &mrt_test_ops, c->shift, addr,
+				      npages);
+	entries = kvcalloc(nranges, sizeof(*entries), GFP_KERNEL);
+	ctx.addrs = kvcalloc(lookups, sizeof(*ctx.addrs), GFP_KERNEL);
+	if (!entries || !ctx.addrs) {
+		kvfree(entries);
+		kvfree(ctx.addrs);
+		KUNIT_FAIL(test, "no memory for %lu ranges", nranges);
+		return;
+	}
+
+	/* The misses: every range created by a fault. */
+	t0 = ktime_get();
+	for (i = 0; i < nranges; i++) {
+		r = mrt_test_fault(ctx.dev, addr + ((unsigned long)i << step));
+		if (IS_ERR(r))
+			break;
 		entries[i].r = r;
+	}
+	miss = div_u64(ktime_to_ns(ktime_sub(ktime_get(), t0)), nranges);
+	KUNIT_EXPECT_EQ(test, i, nranges);
+	nranges = i;
+	for (i = 0; i < nranges; i++) {
+		r = entries[i].r;
 		entries[i].node.start = mmu_tracked_range_start(r);
 		entries[i].node.last = mmu_tracked_range_end(r) - 1;
-		interval_tree_insert(&entries[i].node, &itree);
-		KUNIT_ASSERT_EQ(test, xa_err(xa_store(&xa, entries[i].node.start >> xa_shift,
-						      r, GFP_KERNEL)), 0);
+		interval_tree_insert(&entries[i].node, &ctx.itree);
+		if (xa_err(xa_store(&ctx.xa, entries[i].node.start >> ctx.xa_shift,
+				    r, GFP_KERNEL)))
+			ctx.wrong++;
 		mmu_tracked_range_put(r);
 	}
-	for (i = 0; i < MRT_BENCH_LOOKUPS; i++) {
-		r = entries[get_random_u32_below(MRT_BENCH_RANGES)].r;
-		addrs[i] = mmu_tracked_range_start(r) +
+	for (i = 0; nranges && i < lookups; i++) {
+		r = entries[get_random_u32_below(nranges)].r;
+		ctx.addrs[i] = mmu_tracked_range_start(r) +
 			get_random_u32_below(mmu_tracked_range_end(r) -
 					     mmu_tracked_range_start(r));
 	}
 
-	t0 = ktime_get();
-	for (i = 0; i < MRT_BENCH_LOOKUPS; i++) {
-		a = addrs[i];
-		r = mmu_range_tracker_lookup(&dev->t, a);
-		if (!r || a < mmu_tracked_range_start(r) || a >= mmu_tracked_range_end(r))
-			wrong++;
-		if (r)
-			mmu_tracked_range_put(r);
+	for (row = 0; nranges && row < MRT_BENCH_ROWS; row++) {
+		/* A notifier per fault costs more: fewer of them. */
+		n = row == MRT_BENCH_NOTIFIER ? min(lookups, 4096U) : lookups;
+		for (i = 0; i < rounds; i++)
+			samples[i] = mrt_bench_round(&ctx, row, n);
+		sort(samples, rounds, sizeof(*samples), mrt_bench_cmp, NULL);
+		ns[row] = div_u64(samples[rounds / 2], n);
+		kunit_info(test, "%s: %llu ns/op\n", mrt_bench_row_names[row],
+			   ns[row]);
 	}
-	t_lookup = ktime_to_ns(ktime_sub(ktime_get(), t0));
-
-	t0 = ktime_get();
-	for (i = 0; i < MRT_BENCH_LOOKUPS; i++) {
-		a = addrs[i];
-		rcu_read_lock();
-		r = xa_load(&xa, a >> xa_shift);
-		if (!r || !refcount_inc_not_zero(&r->refs))
-			r = NULL;
-		rcu_read_unlock();
-		if (!r || a < mmu_tracked_range_start(r) || a >= mmu_tracked_range_end(r))
-			wrong++;
-		if (r)
-			refcount_dec(&r->refs);
-	}
-	t_xa = ktime_to_ns(ktime_sub(ktime_get(), t0));
-
-	t0 = ktime_get();
-	for (i = 0; i < MRT_BENCH_LOOKUPS; i++) {
-		a = addrs[i];
-		mutex_lock(&lock);
-		node = interval_tree_iter_first(&itree, a, a);
-		if (!node || node->start > a || node->last < a)
-			wrong++;
-		mutex_unlock(&lock);
-	}
-	t_itree = ktime_to_ns(ktime_sub(ktime_get(), t0));
-
-	t0 = ktime_get();
-	for (i = 0; i < MRT_BENCH_NOTIFIERS; i++) {
-		a = addrs[i] & PAGE_MASK;
-		if (mmu_interval_notifier_insert(&mni, current->mm, a, PAGE_SIZE,
-						 &mrt_bench_ops)) {
-			wrong++;
-			break;
-		}
-		mmu_interval_read_begin(&mni);
-		mmu_interval_notifier_remove(&mni);
-	}
-	t_notifier = ktime_to_ns(ktime_sub(ktime_get(), t0));
-
-	KUNIT_EXPECT_EQ(test, wrong, 0);
-	kunit_info(test, "%u lookups over %u ranges: lookup %llu ns/op, xa_load+ref %llu ns/op, mutex+itree %llu ns/op\n",
-		   MRT_BENCH_LOOKUPS, MRT_BENCH_RANGES,
-		   div_u64(t_lookup, MRT_BENCH_LOOKUPS), div_u64(t_xa, MRT_BENCH_LOOKUPS),
-		   div_u64(t_itree, MRT_BENCH_LOOKUPS));
-	kunit_info(test, "ratio lookup/(xa_load+ref) = %llu.%02llu, lookup/(mutex+itree) = %llu.%02llu\n",
-		   div64_u64(t_lookup, max(t_xa, 1ULL)),
-		   div64_u64(t_lookup * 100, max(t_xa, 1ULL)) % 100,
-		   div64_u64(t_lookup, max(t_itree, 1ULL)),
-		   div64_u64(t_lookup * 100, max(t_itree, 1ULL)) % 100);
-	t_notifier = div_u64(t_notifier * MRT_BENCH_LOOKUPS, MRT_BENCH_NOTIFIERS);
-	kunit_info(test, "insert+read_begin+remove of a notifier per fault %llu ns/op, ratio lookup/that = %llu.%02llu\n",
-		   div_u64(t_notifier, MRT_BENCH_LOOKUPS),
-		   div64_u64(t_lookup, max(t_notifier, 1ULL)),
-		   div64_u64(t_lookup * 100, max(t_notifier, 1ULL)) % 100);
-	xa_destroy(&xa);
+	KUNIT_EXPECT_EQ(test, ctx.wrong, 0);
+	if (nranges)
+		kunit_info(test, "BENCH policy=%s ranges=%lu xa_ref=%llu lookup=%llu fault_hit=%llu mutex_itree=%llu notifier_per_fault=%llu miss=%llu\n",
+			   c->shift ? "granule_4_pages" : "vma", nranges,
+			   ns[MRT_BENCH_XA], ns[MRT_BENCH_LOOKUP],
+			   ns[MRT_BENCH_FAULT], ns[MRT_BENCH_ITREE],
+			   ns[MRT_BENCH_NOTIFIER], miss);
+	if (nranges)
+		kunit_info(test, "ratio lookup/(xa_load+ref) = %llu.%02llu\n",
+			   mrt_bench_pct(ns[MRT_BENCH_LOOKUP], ns[MRT_BENCH_XA]) / 100,
+			   mrt_bench_pct(ns[MRT_BENCH_LOOKUP], ns[MRT_BENCH_XA]) % 100);
+	xa_destroy(&ctx.xa);
+	kvfree(ctx.addrs);
+	kvfree(entries);
 }
 
 static struct kunit_case mrt_test_cases[] = {
@@ -1999,7 +2114,7 @@ static struct kunit_case mrt_test_cases[] = {
 	KUNIT_CASE(mrt_test_1200_vmas),
 	KUNIT_CASE_SLOW(mrt_test_5200_vmas),
 	KUNIT_CASE_SLOW(mrt_test_fault_races_unmap),
-	KUNIT_CASE_PARAM_ATTR(mrt_bench_lookup, mrt_bench_gen_params,
+	KUNIT_CASE_PARAM_ATTR(mrt_bench_scale, mrt_bench_scale_gen_params,
 			      { .speed = KUNIT_SPEED_SLOW }),
 	{}
 };
