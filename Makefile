@@ -11,7 +11,7 @@ BASE ?= 7.3
 export BASE KSRC
 
 .PHONY: help deps assemble kernelversion kunit kunit-default kunit-debug \
-	selftest demo nouveau check spin series series-check test clean distclean
+	selftest demo nouveau check spin series series-check bench test clean distclean
 
 help:
 	@echo 'mmu_range_tracker: targets (BASE=$(BASE))'
@@ -24,6 +24,9 @@ help:
 	@echo '  make check          checkpatch --strict, W=1 + sparse, Coccinelle, kernel-doc, Sphinx'
 	@echo '  make spin           model-check the protocol with spin (fixed: no violation;'
 	@echo '                      old order: a counterexample), models/README.md'
+	@echo '  make bench          the fault path against xa_load(), the 2020 driver tree and a'
+	@echo '                      notifier per fault, both policies, 16 to 64k ranges; table'
+	@echo '                      and chart in build/bench/ (UML; not part of make test)'
 	@echo '  make series         the patch series with a cover letter, into build/$$BASE/series/'
 	@echo '  make series-check   git am of the series onto the pristine base, checkpatch and a'
 	@echo '                      build of every patch in turn (after make kunit-default)'
@@ -70,6 +73,9 @@ check: assemble
 spin: deps
 	@harness/spin.sh
 
+bench: assemble
+	@harness/bench.sh
+
 series: deps
 	@harness/series.sh format
 
@@ -82,7 +88,7 @@ test:
 clean:
 	rm -rf $(foreach b,7.3 6.12,build/$(b)/src build/$(b)/stage build/$(b)/kunit-* \
 		build/$(b)/qemu-* build/$(b)/nouveau-* build/$(b)/docs build/$(b)/results \
-		build/$(b)/series* build/$(b)/*.log build/$(b)/*.out) build/spin
+		build/$(b)/series* build/$(b)/*.log build/$(b)/*.out) build/spin build/bench
 
 distclean:
 	rm -rf build
