@@ -1881,7 +1881,8 @@ struct mrt_bench_ctx {
 	/* The lock a driver-side interval tree search would take. */
 	struct mutex lock;
 	unsigned long *addrs;
-	unsigned long wrong;
+	/* Wrong answers; the two-CPU rows count from two threads. */
+	atomic_long_t wrong;
 };
 
 static bool mrt_bench_holds(struct mmu_tracked_range *r, unsigned long a)
@@ -1890,15 +1891,15 @@ static bool mrt_bench_holds(struct mmu_tracked_range *r, unsigned long a)
 	       a < mmu_tracked_range_end(r);
 }
 
-/* One round of @n operations of @row; returns its nanoseconds. */
+/* One round of @n operations of @row at @addrs; returns its nanoseconds. */
 static u64 mrt_bench_round(struct mrt_bench_ctx *ctx, enum mrt_bench_row row,
-			   unsigned int n)
+			   const unsigned long *addrs, unsigned int n)
 {
 	struct mmu_range_tracker *t = &ctx->dev->t;
 	struct mmu_interval_notifier mni;
 	struct interval_tree_node *node;
 	struct mmu_tracked_range *r;
-	unsigned long a;
+	unsigned long a, wrong = 0;
 	unsigned int i;
 	ktime_t t0;
 
@@ -1906,7 +1907,7 @@ static u64 mrt_bench_round(struct mrt_bench_ctx *ctx, enum mrt_bench_row row,
 		mmap_read_lock(t->mm);
 	t0 = ktime_get();
 	for (i = 0; i < n; i++) {
-		a = ctx->addrs[i];
+		a = addrs[i];
 		switch (row) {
 		case MRT_BENCH_XA:
 			rcu_read_lock();
@@ -1914,7 +1915,7 @@ static u64 mrt_bench_round(struct mrt_bench_ctx *ctx, enum mrt_bench_row row,
 			if (r && !refcount_inc_not_zero(&r->refs))
 				r = NULL;
 			rcu_read_unlock();
-			ctx->wrong += !mrt_bench_holds(r, a);
+			wrong += !mrt_bench_holds(r, a);
 			if (r)
 				refcount_dec(&r->refs);
 			break;
@@ -1925,14 +1926,14 @@ static u64 mrt_bench_round(struct mrt_bench_ctx *ctx, enum mrt_bench_row row,
 			    mmu_range_tracker_fault(t, a);
 			if (IS_ERR(r))
 				r = NULL;
-			ctx->wrong += !mrt_bench_holds(r, a);
+			wrong += !mrt_bench_holds(r, a);
 			if (r)
 				mmu_tracked_range_put(r);
 			break;
 		case MRT_BENCH_ITREE:
 			mutex_lock(&ctx->lock);
 			node = interval_tree_iter_first(&ctx->itree, a, a);
-			ctx->wrong += !node || node->start > a || node->last < a;
+			wrong += !node || node->start > a || node->last < a;
 			mutex_unlock(&ctx->lock);
 			break;
 		case MRT_BENCH_NOTIFIER:
@@ -1940,7 +1941,7 @@ static u64 mrt_bench_round(struct mrt_bench_ctx *ctx, enum mrt_bench_row row,
 							 a & PAGE_MASK,
 							 PAGE_SIZE,
 							 &mrt_bench_ops)) {
-				ctx->wrong++;
+				wrong++;
 				break;
 			}
 			mmu_interval_read_begin(&mni);
@@ -1953,6 +1954,7 @@ static u64 mrt_bench_round(struct mrt_bench_ctx *ctx, enum mrt_bench_row row,
 	t0 = ktime_sub(ktime_get(), t0);
 	if (row == MRT_BENCH_FAULT)
 		mmap_read_unlock(t->mm);
+	atomic_long_add(wrong, &ctx->wrong);
 	return ktime_to_ns(t0);
 }
 
@@ -1961,6 +1963,17 @@ static int mrt_bench_cmp(const void *a, const void *b)
 	u64 x = *(const u64 *)a, y = *(const u64 *)b;
 
 	return x < y ? -1 : x > y;
+}
+
+/*
+ * Slab memory in use, in bytes: the range structures, maple tree nodes and
+ * xarray nodes that creating ranges allocates. Per-CPU counter drift makes
+ * it exact only to some hundred kilobytes: meaningful over many ranges.
+ */
+static long mrt_bench_slab_bytes(void)
+{
+	return (global_node_page_state_pages(NR_SLAB_UNRECLAIMABLE_B) +
+		global_node_page_state_pages(NR_SLAB_RECLAIMABLE_B)) * PAGE_SIZE;
 }
 
 /* Hundredths of @num / @den, for ratios printed as N.NN. */
@@ -1974,7 +1987,8 @@ static u64 mrt_bench_pct(u64 num, u64 den)
  * xa_load() of the range's index plus the reference ODP then takes, the
  * driver-side mutex + interval tree search of 2020, and what nouveau did
  * per GPU fault before the tracker (insert an interval notifier, read_begin,
- * remove it); and the cost of a miss (a range created on fault). For each
+ * remove it); and the cost of a miss (a range created on fault) with the
+ * slab memory a live range takes (structure, tree and index). For each
  * policy at 16, 1024 and a large number of ranges (4-page granules of one
  * VMA, or one-page VMAs): 4096 in make test's short round, 65536 granules
  * and 60000 VMAs (vm.max_map_count is 65530) with bench=1. Every answer is
@@ -1996,6 +2010,7 @@ static void mrt_bench_scale(struct kunit *test)
 	struct mmu_tracked_range *r;
 	unsigned long addr;
 	unsigned int i, row, n;
+	long slab;
 	ktime_t t0;
 
 	/*
@@ -2028,6 +2043,7 @@ static void mrt_bench_scale(struct kunit *test)
 	}
 
 	/* The misses: every range created by a fault. */
+	slab = mrt_bench_slab_bytes();
 	t0 = ktime_get();
 	for (i = 0; i < nranges; i++) {
 		r = mrt_test_fault(ctx.dev, addr + ((unsigned long)i << step));
@@ -2038,6 +2054,7 @@ static void mrt_bench_scale(struct kunit *test)
 	miss = div_u64(ktime_to_ns(ktime_sub(ktime_get(), t0)), nranges);
 	KUNIT_EXPECT_EQ(test, i, nranges);
 	nranges = i;
+	slab = nranges ? (mrt_bench_slab_bytes() - slab) / (long)nranges : 0;
 	for (i = 0; i < nranges; i++) {
 		r = entries[i].r;
 		entries[i].node.start = mmu_tracked_range_start(r);
@@ -2045,7 +2062,7 @@ static void mrt_bench_scale(struct kunit *test)
 		interval_tree_insert(&entries[i].node, &ctx.itree);
 		if (xa_err(xa_store(&ctx.xa, entries[i].node.start >> ctx.xa_shift,
 				    r, GFP_KERNEL)))
-			ctx.wrong++;
+			atomic_long_inc(&ctx.wrong);
 		mmu_tracked_range_put(r);
 	}
 	for (i = 0; nranges && i < lookups; i++) {
@@ -2059,19 +2076,19 @@ static void mrt_bench_scale(struct kunit *test)
 		/* A notifier per fault costs more: fewer of them. */
 		n = row == MRT_BENCH_NOTIFIER ? min(lookups, 4096U) : lookups;
 		for (i = 0; i < rounds; i++)
-			samples[i] = mrt_bench_round(&ctx, row, n);
+			samples[i] = mrt_bench_round(&ctx, row, ctx.addrs, n);
 		sort(samples, rounds, sizeof(*samples), mrt_bench_cmp, NULL);
 		ns[row] = div_u64(samples[rounds / 2], n);
 		kunit_info(test, "%s: %llu ns/op\n", mrt_bench_row_names[row],
 			   ns[row]);
 	}
-	KUNIT_EXPECT_EQ(test, ctx.wrong, 0);
+	KUNIT_EXPECT_EQ(test, atomic_long_read(&ctx.wrong), 0);
 	if (nranges)
-		kunit_info(test, "BENCH policy=%s ranges=%lu xa_ref=%llu lookup=%llu fault_hit=%llu mutex_itree=%llu notifier_per_fault=%llu miss=%llu\n",
+		kunit_info(test, "BENCH policy=%s ranges=%lu xa_ref=%llu lookup=%llu fault_hit=%llu mutex_itree=%llu notifier_per_fault=%llu miss=%llu bytes=%ld\n",
 			   c->shift ? "granule_4_pages" : "vma", nranges,
 			   ns[MRT_BENCH_XA], ns[MRT_BENCH_LOOKUP],
 			   ns[MRT_BENCH_FAULT], ns[MRT_BENCH_ITREE],
-			   ns[MRT_BENCH_NOTIFIER], miss);
+			   ns[MRT_BENCH_NOTIFIER], miss, slab);
 	if (nranges)
 		kunit_info(test, "ratio lookup/(xa_load+ref) = %llu.%02llu\n",
 			   mrt_bench_pct(ns[MRT_BENCH_LOOKUP], ns[MRT_BENCH_XA]) / 100,
@@ -2079,6 +2096,249 @@ static void mrt_bench_scale(struct kunit *test)
 	xa_destroy(&ctx.xa);
 	kvfree(ctx.addrs);
 	kvfree(entries);
+}
+
+/* One CPU's part of a two-CPU round: lookups at @addrs. */
+struct mrt_bench_cpu {
+	struct mrt_bench_ctx *ctx;
+	const unsigned long *addrs;
+	unsigned int n;
+	/* Counts down to 0 when every thread of the round is ready. */
+	atomic_t *ready;
+	u64 ns;
+	struct completion done;
+};
+
+static int mrt_bench_cpu_fn(void *data)
+{
+	struct mrt_bench_cpu *c = data;
+
+	/* Start together: each thread spins until the last one is ready. */
+	atomic_dec(c->ready);
+	while (atomic_read(c->ready))
+		cpu_relax();
+	c->ns = mrt_bench_round(c->ctx, MRT_BENCH_LOOKUP, c->addrs, c->n);
+	complete(&c->done);
+	return 0;
+}
+
+/*
+ * Lookups on @ncpus CPUs at once, one thread bound to each of @cpus with
+ * its addresses in @addrs[i]; returns the nanoseconds of the slowest, or 0
+ * if a thread could not be created.
+ */
+static u64 mrt_bench_cpus(struct mrt_bench_ctx *ctx, const int *cpus,
+			  unsigned long *const *addrs, int ncpus, unsigned int n)
+{
+	struct mrt_bench_cpu c[2];
+	struct task_struct *tsk[2];
+	atomic_t ready;
+	u64 ns = 0;
+	int i;
+
+	atomic_set(&ready, ncpus);
+	for (i = 0; i < ncpus; i++) {
+		c[i] = (struct mrt_bench_cpu) {
+			.ctx = ctx, .addrs = addrs[i], .n = n, .ready = &ready,
+		};
+		init_completion(&c[i].done);
+		tsk[i] = kthread_create_on_cpu(mrt_bench_cpu_fn, &c[i], cpus[i],
+					       "mrt_bench/%u");
+		if (IS_ERR(tsk[i]))
+			break;
+	}
+	if (i < ncpus) {
+		/* Not started: they exit without running mrt_bench_cpu_fn(). */
+		while (i--)
+			kthread_stop(tsk[i]);
+		return 0;
+	}
+	for (i = 0; i < ncpus; i++)
+		wake_up_process(tsk[i]);
+	for (i = 0; i < ncpus; i++) {
+		wait_for_completion(&c[i].done);
+		ns = max(ns, c[i].ns);
+	}
+	return ns;
+}
+
+/*
+ * Lookups on two CPUs at once against one CPU, in the same boot: aggregate
+ * throughput when the two CPUs look up different ranges (each half of 1024
+ * ranges) and when both look up the same range (one reference count, one
+ * cache line, bouncing between them). Printed on one "SMP" line; on one CPU
+ * (UML) only the one-CPU row is measured. The lookups are lock-free: the
+ * two-CPU rows show what sharing costs, which a lock would serialize.
+ */
+static void mrt_bench_smp(struct kunit *test)
+{
+	const unsigned int *shift = test->param_value;
+	const unsigned int step = *shift ? *shift : PAGE_SHIFT + 1;
+	const unsigned long nranges = 1024;
+	unsigned int lookups = bench ? 256 * 1024 : 8 * 1024;
+	unsigned long npages = nranges << (step - PAGE_SHIFT);
+	struct mrt_bench_ctx ctx = { };
+	unsigned long *half[2], *same[2];
+	u64 one, diff = 0, shared = 0;
+	unsigned long addr, i;
+	int cpus[2], ncpus;
+
+	addr = kunit_vm_mmap(test, NULL, 0, npages * PAGE_SIZE, PROT_READ,
+			     MAP_ANONYMOUS | MAP_PRIVATE, 0);
+	KUNIT_ASSERT_FALSE(test, IS_ERR_VALUE(addr));
+	KUNIT_ASSERT_NE(test, addr, 0);
+	for (i = 0; !*shift && i < nranges; i++)
+		KUNIT_ASSERT_EQ(test, vm_munmap(addr + (2 * i + 1) * PAGE_SIZE,
+						PAGE_SIZE), 0);
+	ctx.dev = mrt_test_dev_create(test, &mrt_test_ops, *shift, addr, npages);
+	for (i = 0; i < nranges; i++) {
+		struct mmu_tracked_range *r;
+
+		r = mrt_test_fault(ctx.dev, addr + ((unsigned long)i << step));
+		KUNIT_ASSERT_FALSE(test, IS_ERR(r));
+		mmu_tracked_range_put(r);
+	}
+	for (i = 0; i < 2; i++) {
+		half[i] = kunit_kcalloc(test, lookups, sizeof(long), GFP_KERNEL);
+		same[i] = kunit_kcalloc(test, lookups, sizeof(long), GFP_KERNEL);
+		KUNIT_ASSERT_NOT_NULL(test, half[i]);
+		KUNIT_ASSERT_NOT_NULL(test, same[i]);
+	}
+	/* Page-aligned addresses inside range k: range k's first page. */
+	for (i = 0; i < lookups; i++) {
+		unsigned long k = get_random_u32_below(nranges / 2);
+
+		half[0][i] = addr + (k << step);
+		half[1][i] = addr + ((k + nranges / 2) << step);
+		same[0][i] = addr;
+		same[1][i] = addr;
+	}
+
+	cpus[0] = cpumask_first(cpu_online_mask);
+	cpus[1] = cpumask_next(cpus[0], cpu_online_mask);
+	ncpus = cpus[1] < nr_cpu_ids ? 2 : 1;
+	one = mrt_bench_cpus(&ctx, cpus, half, 1, lookups);
+	KUNIT_ASSERT_NE_MSG(test, one, 0, "no benchmark thread");
+	if (ncpus == 2) {
+		diff = mrt_bench_cpus(&ctx, cpus, half, 2, lookups);
+		shared = mrt_bench_cpus(&ctx, cpus, same, 2, lookups);
+		KUNIT_ASSERT_NE_MSG(test, diff, 0, "no benchmark thread");
+		KUNIT_ASSERT_NE_MSG(test, shared, 0, "no benchmark thread");
+	}
+	KUNIT_EXPECT_EQ(test, atomic_long_read(&ctx.wrong), 0);
+	/* Aggregate against one CPU: 2 * n / slowest over n / one. */
+	kunit_info(test, "SMP policy=%s ranges=%lu cpus=%d one=%llu diff_ratio=%llu same_ratio=%llu\n",
+		   *shift ? "granule_4_pages" : "vma", nranges, ncpus,
+		   div_u64(one, lookups),
+		   diff ? mrt_bench_pct(2 * one, diff) : 0,
+		   shared ? mrt_bench_pct(2 * one, shared) : 0);
+}
+
+/* The workload of the policy analysis: 100 mappings, 16 pages each. */
+#define MRT_WL_MAPPINGS		100
+#define MRT_WL_PAGES		16
+#define MRT_WL_TOUCHED		50
+
+static const unsigned int mrt_wl_policies[] = {
+	PAGE_SHIFT + 2, PMD_SHIFT, 0
+};
+
+static void mrt_wl_policy_desc(const unsigned int *shift, char *desc)
+{
+	if (*shift == PMD_SHIFT)
+		strscpy(desc, "granule_pmd", KUNIT_PARAM_DESC_SIZE);
+	else
+		mrt_bench_policy_desc(shift, desc);
+}
+
+KUNIT_ARRAY_PARAM(mrt_wl, mrt_wl_policies, mrt_wl_policy_desc);
+
+/*
+ * What a policy costs when the device touched little: 100 adjacent
+ * mappings of 16 pages (one VMA, as adjacent anonymous mmaps merge, PMD
+ * aligned), the device maps every page of mapping 50, then the CPU unmaps
+ * the mappings one by one, in order, while a device fault on mapping 50 is
+ * in flight as long as mapping 50 exists. Counted: invalidate callbacks,
+ * faults that had to retry, ranges created, split, shrunk and removed.
+ * Every invalidation of memory inside a range the device used reaches the
+ * driver, and makes a fault in flight anywhere in that range retry: the
+ * VMA policy pays for all 100 mappings, a granule only for its neighbours.
+ * Printed on one "WORKLOAD" line; the device must end with nothing mapped.
+ */
+static void mrt_bench_workload(struct kunit *test)
+{
+	const unsigned int *shift = test->param_value;
+	const unsigned long msize = MRT_WL_PAGES * PAGE_SIZE;
+	const unsigned long size = MRT_WL_MAPPINGS * msize;
+	unsigned long addr, base, touched, a, seq = 0, retried = 0;
+	struct mmu_range_tracker_stats st;
+	char desc[KUNIT_PARAM_DESC_SIZE];
+	struct mmu_tracked_range *r;
+	struct mrt_test_dev *dev;
+	int i, cb;
+
+	/* A PMD-aligned stretch, so that granule boundaries are known. */
+	addr = mrt_test_mmap(test, (size + PMD_SIZE) >> PAGE_SHIFT);
+	base = ALIGN(addr, PMD_SIZE);
+	if (base > addr)
+		KUNIT_ASSERT_EQ(test, vm_munmap(addr, base - addr), 0);
+	KUNIT_ASSERT_EQ(test, vm_munmap(base + size, addr + PMD_SIZE - base), 0);
+	dev = mrt_test_dev_create(test, &mrt_test_ops, *shift, base,
+				  size >> PAGE_SHIFT);
+	touched = base + MRT_WL_TOUCHED * msize;
+	for (a = touched; a < touched + msize; a += PAGE_SIZE)
+		KUNIT_ASSERT_EQ(test, mrt_test_commit(dev, a), 0);
+	KUNIT_ASSERT_EQ(test, mrt_test_stats(dev).created,
+			*shift ? DIV_ROUND_UP(msize, 1UL << *shift) : 1);
+	cb = atomic_read(&dev->invalidations);
+
+	for (i = 0; i < MRT_WL_MAPPINGS; i++) {
+		r = NULL;
+		if (i < MRT_WL_TOUCHED) {
+			r = mrt_test_fault(dev, touched);
+			KUNIT_ASSERT_FALSE(test, IS_ERR(r));
+			seq = mmu_interval_read_begin(&r->notifier);
+		}
+		KUNIT_ASSERT_EQ(test, vm_munmap(base + i * msize, msize), 0);
+		if (r) {
+			/* Where the fault would commit. */
+			mmu_range_tracker_lock(&dev->t);
+			retried += mmu_tracked_range_read_retry(r, seq);
+			mmu_range_tracker_unlock(&dev->t);
+			mmu_tracked_range_put(r);
+		}
+		/*
+		 * Let the deferred work reshape before the next unmap, as it
+		 * would between unmaps that are not back to back: otherwise
+		 * the dying ranges of every earlier unmap are still watched
+		 * and are called again.
+		 */
+		mmu_range_tracker_synchronize(&dev->t);
+	}
+	st = mrt_test_stats(dev);
+	cb = atomic_read(&dev->invalidations) - cb;
+
+	/* The promise, and nothing left watching unmapped memory. */
+	KUNIT_EXPECT_TRUE(test, bitmap_empty(dev->pt, dev->npages));
+	r = mmu_range_tracker_find(&dev->t, base, base + size);
+	KUNIT_EXPECT_TRUE(test, mrt_test_none(r));
+	/*
+	 * The VMA-sized range covers every mapping: each unmap before mapping
+	 * 50 hits the fault in flight. A granule of 4 pages is inside mapping
+	 * 50: no other unmap reaches it, and each of its ranges is called
+	 * twice, by the unmap and by the zap of what no live range covers
+	 * before its notifier goes.
+	 */
+	if (!*shift)
+		KUNIT_EXPECT_EQ(test, retried, MRT_WL_TOUCHED);
+	if (*shift == PAGE_SHIFT + 2) {
+		KUNIT_EXPECT_EQ(test, retried, 0);
+		KUNIT_EXPECT_EQ(test, cb, 2 * (msize >> *shift));
+	}
+	mrt_wl_policy_desc(shift, desc);
+	kunit_info(test, "WORKLOAD policy=%s mappings=%d touched=1 callbacks=%d retried=%lu created=%lu split=%lu shrunk=%lu removed=%lu\n",
+		   desc, MRT_WL_MAPPINGS, cb, retried, st.created,
+		   st.split, st.shrunk, st.removed);
 }
 
 static struct kunit_case mrt_test_cases[] = {
@@ -2116,6 +2376,9 @@ static struct kunit_case mrt_test_cases[] = {
 	KUNIT_CASE_SLOW(mrt_test_fault_races_unmap),
 	KUNIT_CASE_PARAM_ATTR(mrt_bench_scale, mrt_bench_scale_gen_params,
 			      { .speed = KUNIT_SPEED_SLOW }),
+	KUNIT_CASE_PARAM_ATTR(mrt_bench_smp, mrt_bench_gen_params,
+			      { .speed = KUNIT_SPEED_SLOW }),
+	KUNIT_CASE_PARAM(mrt_bench_workload, mrt_wl_gen_params),
 	{}
 };
 
