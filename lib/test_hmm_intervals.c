@@ -78,6 +78,9 @@ struct hmi {
 	struct mutex setup_lock;
 	unsigned int granule_shift;
 	bool started;
+	/* HMI_WHOLE_MM: registered on @mm, under setup_lock. */
+	struct mmu_notifier whole;
+	bool whole_registered;
 	atomic64_t mapped;
 	atomic64_t zapped;
 	atomic64_t retries;
@@ -140,23 +143,21 @@ static void *hmi_lookup(struct hmi *h, unsigned long addr, unsigned long *pfn)
 	return entry;
 }
 
-static bool hmi_invalidate(struct mmu_tracked_range *r,
-			   const struct mmu_notifier_range *range)
+/* Clear the device page table over [start, end). */
+static void hmi_zap(struct hmi *h, unsigned long start, unsigned long end)
 {
-	struct hmi *h = container_of(r->tracker, struct hmi, tracker);
-	unsigned long start = max(range->start, mmu_tracked_range_start(r));
-	unsigned long end = min(range->end, mmu_tracked_range_end(r));
 	unsigned long index;
 	void *entry;
 
 	lockdep_assert_held(&h->lock);
 	if (start >= end)
-		return true;
+		return;
 	/*
 	 * Erasing never allocates and never sleeps: fine in reclaim and for
 	 * non-blockable invalidations. A PMD entry is cleared whole even when
-	 * the invalidation covers part of it; it lies inside @r (see
-	 * hmi_commit()), so every invalidation of any of its pages gets here.
+	 * the invalidation covers part of it; it lies inside the range it was
+	 * committed through (see hmi_commit()), so every invalidation of any
+	 * of its pages gets here.
 	 */
 	xa_for_each_range(&h->pt, index, entry, start >> PAGE_SHIFT,
 			  (end - 1) >> PAGE_SHIFT) {
@@ -168,7 +169,59 @@ static bool hmi_invalidate(struct mmu_tracked_range *r,
 		xa_erase(&h->huge, index);
 		atomic64_inc(&h->zapped);
 	}
+}
+
+static bool hmi_invalidate(struct mmu_tracked_range *r,
+			   const struct mmu_notifier_range *range)
+{
+	struct hmi *h = container_of(r->tracker, struct hmi, tracker);
+
+	hmi_zap(h, max(range->start, mmu_tracked_range_start(r)),
+		min(range->end, mmu_tracked_range_end(r)));
 	return true;
+}
+
+/*
+ * HMI_WHOLE_MM: what nouveau did before the tracker, kept for the CPU-side
+ * benchmark to compare with: a notifier on the whole mm that takes the
+ * update lock and clears the device page table for every invalidation in
+ * the process, whether the device ever touched that memory or not.
+ */
+static int hmi_whole_invalidate_start(struct mmu_notifier *mn,
+				      const struct mmu_notifier_range *range)
+{
+	struct hmi *h = container_of(mn, struct hmi, whole);
+
+	if (mmu_notifier_range_blockable(range))
+		mutex_lock(&h->lock);
+	else if (!mutex_trylock(&h->lock))
+		return -EAGAIN;
+	hmi_zap(h, range->start, range->end);
+	mutex_unlock(&h->lock);
+	return 0;
+}
+
+static const struct mmu_notifier_ops hmi_whole_ops = {
+	.invalidate_range_start = hmi_whole_invalidate_start,
+};
+
+static long hmi_whole_mm(struct hmi *h)
+{
+	long ret;
+
+	mutex_lock(&h->setup_lock);
+	if (h->whole_registered) {
+		ret = -EBUSY;
+	} else if (!mmget_not_zero(h->mm)) {
+		ret = -ESRCH;
+	} else {
+		h->whole.ops = &hmi_whole_ops;
+		ret = mmu_notifier_register(&h->whole, h->mm);
+		h->whole_registered = !ret;
+		mmput(h->mm);
+	}
+	mutex_unlock(&h->setup_lock);
+	return ret;
 }
 
 static const struct mmu_range_tracker_ops hmi_tracker_ops = {
@@ -1193,6 +1246,8 @@ static long hmi_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 		return hmi_exclusive(h, uarg);
 	case HMI_MIGRATE:
 		return hmi_migrate(h, uarg);
+	case HMI_WHOLE_MM:
+		return hmi_whole_mm(h);
 	default:
 		return -ENOTTY;
 	}
@@ -1224,6 +1279,9 @@ static int hmi_release(struct inode *inode, struct file *file)
 	/* The barrier: no callback runs and nothing is queued after this. */
 	if (h->started)
 		mmu_range_tracker_fini(&h->tracker);
+	/* Waits for its callbacks to finish: none runs after this. */
+	if (h->whole_registered)
+		mmu_notifier_unregister(&h->whole, h->mm);
 	xa_destroy(&h->pt);
 	xa_destroy(&h->huge);
 	mmdrop(h->mm);

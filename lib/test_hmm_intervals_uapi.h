@@ -134,5 +134,11 @@ struct hmi_check {
 #define HMI_EXCLUSIVE	_IOWR('H', 0x47, struct hmi_access)
 /* Migrate pages to device-private memory, then map them. */
 #define HMI_MIGRATE	_IOWR('H', 0x48, struct hmi_access)
+/*
+ * Also clear the device page table on every invalidation of the process, as
+ * a driver with a notifier on the whole mm does (the CPU-side benchmark's
+ * comparison; the tracker keeps working as before).
+ */
+#define HMI_WHOLE_MM	_IO('H', 0x49)
 
 #endif /* _LIB_TEST_HMM_INTERVALS_UAPI_H */
