@@ -58,6 +58,10 @@ struct mrt_test_dev {
 	bool gated;
 	/* See mrt_test_stop_at(): a point, or -1. */
 	int stop_at;
+	/* Time the deferred work spent, start to notifiers removed. */
+	ktime_t work_start;
+	u64 work_ns;
+	unsigned int work_runs;
 	struct completion stopped, resume;
 	/* See mrt_test_fail_at(). */
 	spinlock_t fail_lock;
@@ -159,6 +163,14 @@ static void mrt_hook_point(struct mmu_range_tracker *t,
 		return;
 	if (point == MRT_POINT_WORK_START && READ_ONCE(dev->gated))
 		wait_for_completion(&dev->gate);
+	/* Only the work writes these; synchronize orders the test's reads. */
+	if (point == MRT_POINT_WORK_START)
+		dev->work_start = ktime_get();
+	if (point == MRT_POINT_REMOVED) {
+		dev->work_ns += ktime_to_ns(ktime_sub(ktime_get(),
+						      dev->work_start));
+		dev->work_runs++;
+	}
 	if (READ_ONCE(dev->stop_at) == point) {
 		WRITE_ONCE(dev->stop_at, -1);
 		complete(&dev->stopped);
@@ -2004,7 +2016,8 @@ static void mrt_bench_scale(struct kunit *test)
 	unsigned int lookups = bench ? 64 * 1024 : 8 * 1024;
 	unsigned int rounds = bench ? MRT_BENCH_ROUNDS : 1;
 	unsigned long npages = nranges << (step - PAGE_SHIFT);
-	u64 ns[MRT_BENCH_ROWS] = { }, samples[MRT_BENCH_ROUNDS], miss;
+	u64 ns[MRT_BENCH_ROWS] = { }, miss;
+	u64 samples[MRT_BENCH_ROWS][MRT_BENCH_ROUNDS];
 	struct mrt_bench_ctx ctx = { .itree = RB_ROOT_CACHED };
 	struct mrt_itree_entry *entries;
 	struct mmu_tracked_range *r;
@@ -2072,13 +2085,23 @@ static void mrt_bench_scale(struct kunit *test)
 					     mmu_tracked_range_start(r));
 	}
 
+	/*
+	 * Rows in turn within each round, so that none always runs first
+	 * (on cold caches and TLB) or after the most expensive one.
+	 */
+	for (i = 0; nranges && i < rounds; i++) {
+		for (row = 0; row < MRT_BENCH_ROWS; row++) {
+			/* A notifier per fault costs more: fewer of them. */
+			n = row == MRT_BENCH_NOTIFIER ? min(lookups, 4096U) :
+							lookups;
+			samples[row][i] = div_u64(mrt_bench_round(&ctx, row,
+								  ctx.addrs, n),
+						  n);
+		}
+	}
 	for (row = 0; nranges && row < MRT_BENCH_ROWS; row++) {
-		/* A notifier per fault costs more: fewer of them. */
-		n = row == MRT_BENCH_NOTIFIER ? min(lookups, 4096U) : lookups;
-		for (i = 0; i < rounds; i++)
-			samples[i] = mrt_bench_round(&ctx, row, ctx.addrs, n);
-		sort(samples, rounds, sizeof(*samples), mrt_bench_cmp, NULL);
-		ns[row] = div_u64(samples[rounds / 2], n);
+		sort(samples[row], rounds, sizeof(u64), mrt_bench_cmp, NULL);
+		ns[row] = samples[row][rounds / 2];
 		kunit_info(test, "%s: %llu ns/op\n", mrt_bench_row_names[row],
 			   ns[row]);
 	}
@@ -2259,7 +2282,8 @@ KUNIT_ARRAY_PARAM(mrt_wl, mrt_wl_policies, mrt_wl_policy_desc);
  * aligned), the device maps every page of mapping 50, then the CPU unmaps
  * the mappings one by one, in order, while a device fault on mapping 50 is
  * in flight as long as mapping 50 exists. Counted: invalidate callbacks,
- * faults that had to retry, ranges created, split, shrunk and removed.
+ * faults that had to retry, ranges created, split, shrunk and removed, and
+ * the time of the deferred work per unmap that queued it.
  * Every invalidation of memory inside a range the device used reaches the
  * driver, and makes a fault in flight anywhere in that range retry: the
  * VMA policy pays for all 100 mappings, a granule only for its neighbours.
@@ -2336,9 +2360,10 @@ static void mrt_bench_workload(struct kunit *test)
 		KUNIT_EXPECT_EQ(test, cb, 2 * (msize >> *shift));
 	}
 	mrt_wl_policy_desc(shift, desc);
-	kunit_info(test, "WORKLOAD policy=%s mappings=%d touched=1 callbacks=%d retried=%lu created=%lu split=%lu shrunk=%lu removed=%lu\n",
+	kunit_info(test, "WORKLOAD policy=%s mappings=%d touched=1 callbacks=%d retried=%lu created=%lu split=%lu shrunk=%lu removed=%lu work_runs=%u work_ns=%llu\n",
 		   desc, MRT_WL_MAPPINGS, cb, retried, st.created,
-		   st.split, st.shrunk, st.removed);
+		   st.split, st.shrunk, st.removed, dev->work_runs,
+		   dev->work_runs ? div_u64(dev->work_ns, dev->work_runs) : 0);
 }
 
 static struct kunit_case mrt_test_cases[] = {
