@@ -359,6 +359,38 @@ TEST_F(hmi, munmap_all_removes)
 	free(buf);
 }
 
+/*
+ * HMI_WHOLE_MM, the CPU-side benchmark's stand-in for a driver with a
+ * notifier on the whole mm, next to the tracker: registered once, the
+ * device still reads what the CPU maps after both cleared on an
+ * invalidation; the unload after the last close shows it was unregistered.
+ */
+TEST_F(hmi, whole_mm_notifier)
+{
+	unsigned long n = 16;
+	char *p = map_aligned(n, 64 * 1024);
+	char *buf = malloc(n * psz);
+	struct hmi_state st;
+
+	ASSERT_NE(p, NULL);
+	ASSERT_NE(buf, NULL);
+	ASSERT_EQ(ioctl(self->fd, HMI_WHOLE_MM), 0);
+	ASSERT_EQ(ioctl(self->fd, HMI_WHOLE_MM), -1);
+	ASSERT_EQ(errno, EBUSY);
+	fill(p, n, 3);
+	ASSERT_EQ(dev_read(self->fd, p, buf, n), 0);
+	ASSERT_EQ(check(buf, n, 3), 0);
+	ASSERT_EQ(madvise(p, n * psz, MADV_DONTNEED), 0);
+	ASSERT_EQ(dev_state(self->fd, &st, NULL), 0);
+	ASSERT_EQ(st.entries, 0);
+	fill(p, n, 4);
+	ASSERT_EQ(dev_read(self->fd, p, buf, n), 0);
+	ASSERT_EQ(check(buf, n, 4), 0);
+	ASSERT_EQ(dev_violations(self->fd, p, n, NULL), 0);
+	munmap(p, n * psz);
+	free(buf);
+}
+
 TEST_F(hmi, mremap_moves)
 {
 	unsigned long n = 32;
