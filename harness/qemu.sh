@@ -1,26 +1,35 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
-# Build the small x86_64 kernel (harness/qemu/x86_64.config on allnoconfig:
-# KASAN, lockdep, DEBUG_VM, slab poisoning, the KUnit suites built in) with
-# test_hmm_intervals as a module, the static selftest (or demo) and /init,
-# pack them into an initramfs with the tree's own usr/gen_init_cpio, boot
-# QEMU (software emulation, 2 vCPUs), and collect the result: the KUnit
-# suites run at boot (not for the demo), then /init runs the selftest. The
+# Build the small x86_64 kernel (harness/qemu/x86_64.config on allnoconfig,
+# with harness/qemu/debug.config: KASAN, lockdep, DEBUG_VM, slab poisoning,
+# the KUnit suites built in) with test_hmm_intervals as a module, the static
+# selftest, demo and CPU-side benchmark and /init, pack them into an
+# initramfs with the tree's own usr/gen_init_cpio, boot QEMU (software
+# emulation, 2 vCPUs), and collect the result: the KUnit suites run at boot
+# (not for the demo and the benchmark), then /init runs the selftest. The
 # run fails on a failed or missing test, a module that does not load or
-# unload, a timeout, or any kernel report in the log.
+# unload, a timeout, or any kernel report in the log. The benchmark (bench)
+# runs on a second kernel, without the debug options (harness/qemu/
+# bench.config instead), in its own folder: the KUnit benchmark cases at
+# boot at full size, then the CPU-side benchmark from /init.
 #
-# Usage: harness/qemu.sh build|selftest|demo   (build: the kernel only)
+# Usage: harness/qemu.sh build|selftest|demo|bench   (build: the kernel only)
 set -euo pipefail
 . "$(dirname "$0")/common.sh"
 
 mode=${1:-selftest}
 bdir=$BUILD/qemu-x86_64
-frags=("$REPO/harness/qemu/x86_64.config")
+frags=("$REPO/harness/qemu/x86_64.config" "$REPO/harness/qemu/debug.config")
 # KASAN on the base the series is for; the 6.12 backport builds without it
 # (half the build time, and the backport runs the same code).
 [ ! -f "$REPO/harness/qemu/$BASE.config" ] || frags+=("$REPO/harness/qemu/$BASE.config")
 out=$BUILD/qemu-$mode.log
 timeout_s=${QEMU_TIMEOUT:-900}
+if [ "$mode" = bench ]; then
+	bdir=$BUILD/qemu-x86_64-bench
+	frags=("$REPO/harness/qemu/x86_64.config" "$REPO/harness/qemu/bench.config")
+	timeout_s=${QEMU_TIMEOUT:-3600}
+fi
 mkdir -p "$bdir" "$BUILD/results"
 
 kmake() {
@@ -50,6 +59,8 @@ gcc "${cflags[@]}" -o "$ramfs/hmm_intervals_tests" \
 	"$SRC/tools/testing/selftests/mm/hmm_intervals_tests.c"
 gcc "${cflags[@]}" -o "$ramfs/hmm_intervals_demo" \
 	"$REPO/harness/qemu/hmm_intervals_demo.c"
+gcc "${cflags[@]}" -o "$ramfs/hmm_intervals_bench" \
+	"$REPO/harness/qemu/hmm_intervals_bench.c"
 cp "$bdir/lib/test_hmm_intervals.ko" "$ramfs/"
 cat >"$ramfs/list" <<LIST
 dir /dev 0755 0 0
@@ -60,6 +71,7 @@ dir /tmp 1777 0 0
 file /init $ramfs/init 0755 0 0
 file /hmm_intervals_tests $ramfs/hmm_intervals_tests 0755 0 0
 file /hmm_intervals_demo $ramfs/hmm_intervals_demo 0755 0 0
+file /hmm_intervals_bench $ramfs/hmm_intervals_bench 0755 0 0
 file /test_hmm_intervals.ko $ramfs/test_hmm_intervals.ko 0644 0 0
 LIST
 "$bdir/usr/gen_init_cpio" "$ramfs/list" >"$ramfs.cpio"
@@ -67,8 +79,13 @@ LIST
 bios=()
 [ -f /usr/share/qemu/qboot.rom ] && bios=(-bios /usr/share/qemu/qboot.rom)
 append="console=ttyS0 panic=-1 hmi.run=$mode"
-# The demo is for people: no KUnit run before it.
-[ "$mode" != demo ] || append="$append kunit.enable=0"
+# The demo is for people: no KUnit run before it. The benchmark runs only
+# the KUnit benchmark cases, at full size (kunit.autorun is 7.3's switch;
+# 6.12 always runs built-in suites).
+case $mode in
+demo) append="$append kunit.enable=0" ;;
+bench) append="$append kunit.autorun=1 kunit.filter_glob=mmu_range_tracker.mrt_bench_* mmu_range_tracker_kunit.bench=1" ;;
+esac
 say "qemu: booting ($mode), log in $out"
 t0=$(date +%s)
 set +e
@@ -120,6 +137,11 @@ if [ "$mode" = selftest ]; then
 	[ "$fail" -eq 0 ] || failed=$((failed + 1))
 	echo "$passed $failed $skipped" >"$BUILD/results/selftest"
 	echo "$passed passed, $failed failed, $skipped skipped"
+elif [ "$mode" = bench ]; then
+	grep -q '# mmu_range_tracker: pass:[0-9]* fail:0 ' "$out" ||
+		problem "the KUnit benchmark cases did not all pass"
+	grep -q '^CPUBENCH done' "$out" || problem "the CPU-side benchmark did not finish"
+	grep -oE '(BENCH|SMP|WORKLOAD) policy=.*|CPUBENCH .*' "$out" || true
 else
 	sed -n '/^== /,/^demo: /p' "$out"
 	echo "$((1 - fail)) $fail 0" >"$BUILD/results/demo"

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * /init of the QEMU initramfs: mount the basics, load test_hmm_intervals.ko,
- * run the program named by hmi.run= on the kernel command line (selftest or
- * demo), unload the module, power off. Lines starting with "HMI-INIT:" are
+ * run the program named by hmi.run= on the kernel command line (selftest,
+ * demo or bench), unload the module, power off. Lines starting with "HMI-INIT:" are
  * read by harness/qemu.sh.
  */
 #define _GNU_SOURCE
@@ -35,6 +35,7 @@ int main(void)
 	char cmdline[1024] = "", *mode;
 	char *selftest[] = { "/hmm_intervals_tests", NULL };
 	char *demo[] = { "/hmm_intervals_demo", NULL };
+	char *bench[] = { "/hmm_intervals_bench", NULL };
 	int fd, rc;
 	ssize_t n;
 
@@ -47,7 +48,8 @@ int main(void)
 	fd = open("/proc/cmdline", O_RDONLY);
 	n = fd >= 0 ? read(fd, cmdline, sizeof(cmdline) - 1) : -1;
 	cmdline[n > 0 ? n : 0] = 0;
-	mode = strstr(cmdline, "hmi.run=demo") ? "demo" : "selftest";
+	mode = strstr(cmdline, "hmi.run=demo") ? "demo" :
+	       strstr(cmdline, "hmi.run=bench") ? "bench" : "selftest";
 
 	/* Huge pages for the hugetlbfs case. */
 	fd = open("/proc/sys/vm/nr_hugepages", O_WRONLY);
@@ -64,7 +66,8 @@ int main(void)
 	close(fd);
 	printf("HMI-INIT: insmod ok\n");
 
-	rc = run(strcmp(mode, "demo") ? selftest : demo);
+	rc = run(!strcmp(mode, "demo") ? demo :
+		 !strcmp(mode, "bench") ? bench : selftest);
 	printf("HMI-INIT: %s exit %d\n", mode, rc);
 
 	/*
