@@ -192,10 +192,19 @@ static int hmi_whole_invalidate_start(struct mmu_notifier *mn,
 {
 	struct hmi *h = container_of(mn, struct hmi, whole);
 
+	/*
+	 * Not -EAGAIN when the lock is busy in a non-blockable invalidation:
+	 * the interval notifiers of the mm have already run for it, and the
+	 * core does not end their invalidation when a notifier of the list
+	 * fails (the caller may not call invalidate_range_end()), so
+	 * interval notifier readers and removals of the mm would wait for
+	 * ever. Skipping is safe here: every device entry lies inside a
+	 * tracked range, whose callback zapped it in this invalidation.
+	 */
 	if (mmu_notifier_range_blockable(range))
 		mutex_lock(&h->lock);
 	else if (!mutex_trylock(&h->lock))
-		return -EAGAIN;
+		return 0;
 	hmi_zap(h, range->start, range->end);
 	mutex_unlock(&h->lock);
 	return 0;
