@@ -167,9 +167,11 @@ static void mrt_hook_point(struct mmu_range_tracker *t,
 	if (point == MRT_POINT_WORK_START)
 		dev->work_start = ktime_get();
 	if (point == MRT_POINT_REMOVED) {
+		/* Per batch: a batch retried after an erase failure restarts. */
 		dev->work_ns += ktime_to_ns(ktime_sub(ktime_get(),
 						      dev->work_start));
 		dev->work_runs++;
+		dev->work_start = ktime_get();
 	}
 	if (READ_ONCE(dev->stop_at) == point) {
 		WRITE_ONCE(dev->stop_at, -1);
@@ -2121,9 +2123,10 @@ static void mrt_bench_scale(struct kunit *test)
 	kvfree(entries);
 }
 
-/* One CPU's part of a two-CPU round: lookups at @addrs. */
+/* One CPU's part of a two-CPU round: @row at @addrs. */
 struct mrt_bench_cpu {
 	struct mrt_bench_ctx *ctx;
+	enum mrt_bench_row row;
 	const unsigned long *addrs;
 	unsigned int n;
 	/* Counts down to 0 when every thread of the round is ready. */
@@ -2136,22 +2139,26 @@ static int mrt_bench_cpu_fn(void *data)
 {
 	struct mrt_bench_cpu *c = data;
 
-	/* Start together: each thread spins until the last one is ready. */
+	/*
+	 * Start together: each thread waits until the last one is ready, and
+	 * yields meanwhile in case a CPU went offline and both share one.
+	 */
 	atomic_dec(c->ready);
 	while (atomic_read(c->ready))
-		cpu_relax();
-	c->ns = mrt_bench_round(c->ctx, MRT_BENCH_LOOKUP, c->addrs, c->n);
+		cond_resched();
+	c->ns = mrt_bench_round(c->ctx, c->row, c->addrs, c->n);
 	complete(&c->done);
 	return 0;
 }
 
 /*
- * Lookups on @ncpus CPUs at once, one thread bound to each of @cpus with
- * its addresses in @addrs[i]; returns the nanoseconds of the slowest, or 0
- * if a thread could not be created.
+ * @row on @ncpus CPUs at once, one thread bound to each of @cpus with its
+ * addresses in @addrs[i]; returns the nanoseconds of the slowest, or 0 if
+ * a thread could not be created.
  */
-static u64 mrt_bench_cpus(struct mrt_bench_ctx *ctx, const int *cpus,
-			  unsigned long *const *addrs, int ncpus, unsigned int n)
+static u64 mrt_bench_cpus(struct mrt_bench_ctx *ctx, enum mrt_bench_row row,
+			  const int *cpus, unsigned long *const *addrs,
+			  int ncpus, unsigned int n)
 {
 	struct mrt_bench_cpu c[2];
 	struct task_struct *tsk[2];
@@ -2159,10 +2166,13 @@ static u64 mrt_bench_cpus(struct mrt_bench_ctx *ctx, const int *cpus,
 	u64 ns = 0;
 	int i;
 
+	if (WARN_ON(ncpus > ARRAY_SIZE(c)))
+		return 0;
 	atomic_set(&ready, ncpus);
 	for (i = 0; i < ncpus; i++) {
 		c[i] = (struct mrt_bench_cpu) {
-			.ctx = ctx, .addrs = addrs[i], .n = n, .ready = &ready,
+			.ctx = ctx, .row = row, .addrs = addrs[i], .n = n,
+			.ready = &ready,
 		};
 		init_completion(&c[i].done);
 		tsk[i] = kthread_create_on_cpu(mrt_bench_cpu_fn, &c[i], cpus[i],
@@ -2240,11 +2250,13 @@ static void mrt_bench_smp(struct kunit *test)
 	cpus[0] = cpumask_first(cpu_online_mask);
 	cpus[1] = cpumask_next(cpus[0], cpu_online_mask);
 	ncpus = cpus[1] < nr_cpu_ids ? 2 : 1;
-	one = mrt_bench_cpus(&ctx, cpus, half, 1, lookups);
+	one = mrt_bench_cpus(&ctx, MRT_BENCH_LOOKUP, cpus, half, 1, lookups);
 	KUNIT_ASSERT_NE_MSG(test, one, 0, "no benchmark thread");
 	if (ncpus == 2) {
-		diff = mrt_bench_cpus(&ctx, cpus, half, 2, lookups);
-		shared = mrt_bench_cpus(&ctx, cpus, same, 2, lookups);
+		diff = mrt_bench_cpus(&ctx, MRT_BENCH_LOOKUP, cpus, half, 2,
+				      lookups);
+		shared = mrt_bench_cpus(&ctx, MRT_BENCH_LOOKUP, cpus, same, 2,
+					lookups);
 		KUNIT_ASSERT_NE_MSG(test, diff, 0, "no benchmark thread");
 		KUNIT_ASSERT_NE_MSG(test, shared, 0, "no benchmark thread");
 	}
@@ -2255,6 +2267,107 @@ static void mrt_bench_smp(struct kunit *test)
 		   div_u64(one, lookups),
 		   diff ? mrt_bench_pct(2 * one, diff) : 0,
 		   shared ? mrt_bench_pct(2 * one, shared) : 0);
+}
+
+/* Unmaps and maps again one page of the test's mm, until stopped. */
+struct mrt_bench_unmapper {
+	struct mm_struct *mm;
+	unsigned long addr;
+	atomic_long_t rounds;
+	int err;
+};
+
+static int mrt_bench_unmap_fn(void *data)
+{
+	struct mrt_bench_unmapper *u = data;
+
+	kthread_use_mm(u->mm);
+	while (!kthread_should_stop() && !u->err) {
+		if (vm_munmap(u->addr, PAGE_SIZE) ||
+		    vm_mmap(NULL, u->addr, PAGE_SIZE, PROT_READ,
+			    MAP_ANONYMOUS | MAP_PRIVATE | MAP_FIXED, 0) != u->addr)
+			u->err = -EFAULT;
+		atomic_long_inc(&u->rounds);
+		cond_resched();
+	}
+	kthread_unuse_mm(u->mm);
+	/* kthread_stop() must find the thread alive. */
+	while (!kthread_should_stop())
+		schedule_timeout_interruptible(1);
+	return 0;
+}
+
+/*
+ * What nouveau did per GPU fault before the tracker (insert an interval
+ * notifier, read_begin, remove), idle and while another CPU unmaps and maps
+ * again a page of the same VMA: insertions and removals then wait for the
+ * invalidations in flight. On one thread bound to a CPU, the unmapper on
+ * another; on one CPU (UML) only the idle row. Printed on one "BUSY" line,
+ * with the unmaps done during the busy rounds: they must be some.
+ */
+static void mrt_bench_notifier_busy(struct kunit *test)
+{
+	const unsigned int n = 4096;
+	unsigned int rounds = bench ? MRT_BENCH_ROUNDS : 1, i;
+	u64 idle[MRT_BENCH_ROUNDS], busy[MRT_BENCH_ROUNDS];
+	struct mrt_bench_unmapper u = { };
+	struct mrt_bench_ctx ctx = { };
+	unsigned long *addrs[1], addr;
+	long unmaps = 0, before;
+	struct task_struct *tsk;
+	int cpus[2];
+
+	addr = kunit_vm_mmap(test, NULL, 0, 16 * PAGE_SIZE, PROT_READ,
+			     MAP_ANONYMOUS | MAP_PRIVATE, 0);
+	KUNIT_ASSERT_FALSE(test, IS_ERR_VALUE(addr));
+	KUNIT_ASSERT_NE(test, addr, 0);
+	ctx.dev = mrt_test_dev_create(test, &mrt_test_ops, 0, addr, 16);
+	addrs[0] = kunit_kcalloc(test, n, sizeof(long), GFP_KERNEL);
+	KUNIT_ASSERT_NOT_NULL(test, addrs[0]);
+	for (i = 0; i < n; i++)
+		addrs[0][i] = addr;
+	/* The first kunit_vm_mmap() gave the test thread its mm. */
+	u.mm = current->mm;
+	u.addr = addr + 8 * PAGE_SIZE;
+	cpus[0] = cpumask_first(cpu_online_mask);
+	cpus[1] = cpumask_next(cpus[0], cpu_online_mask);
+
+	for (i = 0; i < rounds; i++) {
+		idle[i] = mrt_bench_cpus(&ctx, MRT_BENCH_NOTIFIER, cpus, addrs,
+					 1, n);
+		KUNIT_ASSERT_NE_MSG(test, idle[i], 0, "no benchmark thread");
+		idle[i] = div_u64(idle[i], n);
+	}
+	sort(idle, rounds, sizeof(u64), mrt_bench_cmp, NULL);
+	KUNIT_EXPECT_EQ(test, atomic_long_read(&ctx.wrong), 0);
+	if (cpus[1] >= nr_cpu_ids) {
+		kunit_info(test, "BUSY cpus=1 notifier_idle=%llu notifier_busy=0 unmaps=0\n",
+			   idle[rounds / 2]);
+		return;
+	}
+
+	tsk = kthread_create_on_cpu(mrt_bench_unmap_fn, &u, cpus[1],
+				    "mrt_unmap/%u");
+	KUNIT_ASSERT_FALSE(test, IS_ERR(tsk));
+	wake_up_process(tsk);
+	/* Let it start unmapping before the first round. */
+	while (!atomic_long_read(&u.rounds) && !u.err)
+		cond_resched();
+	for (i = 0; i < rounds; i++) {
+		before = atomic_long_read(&u.rounds);
+		busy[i] = mrt_bench_cpus(&ctx, MRT_BENCH_NOTIFIER, cpus, addrs,
+					 1, n);
+		unmaps += atomic_long_read(&u.rounds) - before;
+		if (busy[i])
+			busy[i] = div_u64(busy[i], n);
+	}
+	kthread_stop(tsk);
+	KUNIT_EXPECT_EQ(test, u.err, 0);
+	KUNIT_EXPECT_GT(test, unmaps, 0);
+	KUNIT_EXPECT_EQ(test, atomic_long_read(&ctx.wrong), 0);
+	sort(busy, rounds, sizeof(u64), mrt_bench_cmp, NULL);
+	kunit_info(test, "BUSY cpus=2 notifier_idle=%llu notifier_busy=%llu unmaps=%ld\n",
+		   idle[rounds / 2], busy[rounds / 2], unmaps);
 }
 
 /* The workload of the policy analysis: 100 mappings, 16 pages each. */
@@ -2404,6 +2517,7 @@ static struct kunit_case mrt_test_cases[] = {
 	KUNIT_CASE_PARAM_ATTR(mrt_bench_smp, mrt_bench_gen_params,
 			      { .speed = KUNIT_SPEED_SLOW }),
 	KUNIT_CASE_PARAM(mrt_bench_workload, mrt_wl_gen_params),
+	KUNIT_CASE_SLOW(mrt_bench_notifier_busy),
 	{}
 };
 
