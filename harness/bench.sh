@@ -35,7 +35,7 @@ uml() {
 		--kernel_args=mmu_range_tracker_kunit.bench=1 \
 		'mmu_range_tracker.mrt_bench_*') >"$out/uml.out" 2>&1 ||
 		die "bench[uml]: the benchmark failed, see $out/uml.out"
-	grep -oE '(BENCH|SMP|WORKLOAD) policy=.*' "$bdir/test.log" >"$out/uml.txt" || true
+	grep -oE '(BENCH|SMP|WORKLOAD) policy=.*|BUSY cpus=.*' "$bdir/test.log" >"$out/uml.txt" || true
 	grep -q '^BENCH ' "$out/uml.txt" || die "bench[uml]: no BENCH line in $bdir/test.log"
 }
 
@@ -47,7 +47,7 @@ x86() {
 	say "bench[x86]: harness/qemu.sh bench (KUnit cases at boot, then the CPU side)"
 	"$REPO/harness/qemu.sh" bench >"$out/x86.out" 2>&1 ||
 		die "bench[x86]: failed, see $out/x86.out"
-	grep -oE '(^|[^A-Z])(BENCH|SMP|WORKLOAD) policy=.*' "$log" |
+	grep -oE '(^|[^A-Z])((BENCH|SMP|WORKLOAD) policy=|BUSY cpus=).*' "$log" |
 		sed 's/^[^A-Z]//' >"$out/x86.txt" || true
 	grep -q '^BENCH ' "$out/x86.txt" || die "bench[x86]: no BENCH line in $log"
 	grep -oE 'CPUBENCH .*' "$log" >"$out/cpu.txt" || true
@@ -82,6 +82,7 @@ $1 == "BENCH" {
 	last[p] = v("lookup"); lastn[p] = n
 }
 $1 == "SMP" { smp[++nsmp] = $0 }
+$1 == "BUSY" { busy = $0 }
 $1 == "WORKLOAD" { wl[++nwl] = $0 }
 END {
 	print "ns per operation, the ratio to xa_load() + reference in the same boot;"
@@ -104,6 +105,14 @@ END {
 			missed = missed sprintf("  two CPUs on other ranges, %s: %.2fx one CPU (target 1.6x)\n", v("policy"), v("diff_ratio") / 100)
 	}
 	print "aggregate lookups per second on two CPUs at once, against one CPU"
+	if (busy != "") {
+		$0 = busy
+		printf "\nnotifier per fault (nouveau before), one page: idle %d ns/op", v("notifier_idle")
+		if (v("cpus") == 2)
+			printf "; while another CPU unmaps and maps a page of the same VMA %d ns/op (%.2fx, %d unmaps meanwhile)",
+			       v("notifier_busy"), v("notifier_busy") / (v("notifier_idle") ? v("notifier_idle") : 1), v("unmaps")
+		printf "\n"
+	}
 	print ""
 	printf "%-16s %9s %9s %9s %9s %9s %9s %12s\n", "policy", "callbacks", "retried",
 	       "created", "split", "shrunk", "removed", "work ns/run"

@@ -141,7 +141,7 @@ elif [ "$mode" = bench ]; then
 	grep -q '# mmu_range_tracker: pass:[0-9]* fail:0 ' "$out" ||
 		problem "the KUnit benchmark cases did not all pass"
 	grep -q '^CPUBENCH done' "$out" || problem "the CPU-side benchmark did not finish"
-	grep -oE '(BENCH|SMP|WORKLOAD) policy=.*|CPUBENCH .*' "$out" || true
+	grep -oE '(BENCH|SMP|WORKLOAD) policy=.*|(BUSY|CPUBENCH) .*' "$out" || true
 else
 	sed -n '/^== /,/^demo: /p' "$out"
 	echo "$((1 - fail)) $fail 0" >"$BUILD/results/demo"
