@@ -3,13 +3,15 @@
  * KUnit tests for mmu_interval_notifier_insert_nolock(), on the test
  * thread's own mm (kunit_vm_mmap() attaches one): an insert under
  * mmap_read_lock(), an insert parked while an invalidation runs, and the
- * errors.
+ * errors; and the end of an interval tree invalidation that a notifier of
+ * the mm's list refused.
  */
 #include <kunit/test.h>
 #include <linux/mm.h>
 #include <linux/mman.h>
 #include <linux/mmu_notifier.h>
 #include <linux/sched/mm.h>
+#include <linux/slab.h>
 
 struct mni_test {
 	struct mmu_interval_notifier mni;
@@ -112,8 +114,87 @@ static void mni_test_insert_during_invalidation(struct kunit *test)
 	KUNIT_EXPECT_TRUE(test, mmu_interval_read_retry(&t.mni, seq));
 	mmu_interval_notifier_remove(&t.mni);
 }
+
+/* A notifier of the mm's list that, like one that must sleep, refuses. */
+struct mni_test_mn {
+	struct mmu_notifier mn;
+	int refused;
+};
+
+static int mni_test_mn_start(struct mmu_notifier *mn,
+			     const struct mmu_notifier_range *range)
+{
+	struct mni_test_mn *m = container_of(mn, struct mni_test_mn, mn);
+
+	if (mmu_notifier_range_blockable(range))
+		return 0;
+	m->refused++;
+	return -EAGAIN;
+}
+
+static const struct mmu_notifier_ops mni_test_mn_ops = {
+	.invalidate_range_start = mni_test_mn_start,
+};
+
+/*
+ * A non-blockable invalidation (the OOM reaper's) that the interval tree's
+ * notifiers took and a notifier of the list refused fails, and its caller
+ * must not call invalidate_range_end(): the interval tree's part is ended
+ * all the same. If it were not, the mm would stay "invalidating" for ever:
+ * a notifier inserted later parked on the deferred list and never called,
+ * mmu_interval_read_begin() and mmu_interval_notifier_remove() waiting.
+ */
+static void mni_test_nonblock_refused(struct kunit *test)
+{
+	unsigned long addr = mni_test_setup(test, 2);
+	struct mni_test_mn m = { .mn.ops = &mni_test_mn_ops };
+	struct mmu_notifier_range range;
+	struct mni_test *a, *b;
+
+	/* Not on the stack: left in the tree if the test fails. */
+	a = kzalloc(sizeof(*a), GFP_KERNEL);
+	b = kzalloc(sizeof(*b), GFP_KERNEL);
+	KUNIT_ASSERT_NOT_NULL(test, a);
+	KUNIT_ASSERT_NOT_NULL(test, b);
+	KUNIT_ASSERT_EQ(test, mmu_notifier_register(&m.mn, current->mm), 0);
+	KUNIT_ASSERT_EQ(test,
+			mmu_interval_notifier_insert(&a->mni, current->mm,
+						     addr, PAGE_SIZE,
+						     &mni_test_ops), 0);
+
+	mmu_notifier_range_init(&range, MMU_NOTIFY_CLEAR, 0, current->mm,
+				addr, addr + PAGE_SIZE);
+	KUNIT_EXPECT_EQ(test, mmu_notifier_invalidate_range_start_nonblock(&range),
+			-EAGAIN);
+	KUNIT_EXPECT_EQ(test, a->invalidations, 1);
+	KUNIT_EXPECT_EQ(test, m.refused, 1);
+	mmu_notifier_unregister(&m.mn, current->mm);
+
+	/* Enters the tree at once only if the failed invalidation ended. */
+	KUNIT_ASSERT_EQ(test,
+			mmu_interval_notifier_insert(&b->mni, current->mm,
+						     addr, PAGE_SIZE,
+						     &mni_test_ops), 0);
+	KUNIT_EXPECT_EQ(test, vm_munmap(addr, PAGE_SIZE), 0);
+	KUNIT_EXPECT_EQ(test, a->invalidations, 2);
+	if (b->invalidations != 1) {
+		/* Removing would wait for ever: leave both to the mm. */
+		KUNIT_FAIL(test, "invalidation never ended: %d calls of a notifier inserted after it",
+			   b->invalidations);
+		return;
+	}
+	mmu_interval_notifier_remove(&a->mni);
+	mmu_interval_notifier_remove(&b->mni);
+	kfree(a);
+	kfree(b);
+}
 #else
 static void mni_test_insert_during_invalidation(struct kunit *test)
+{
+	kunit_skip(test, "needs the test built in");
+}
+
+static void mni_test_nonblock_refused(struct kunit *test)
 {
 	kunit_skip(test, "needs the test built in");
 }
@@ -140,6 +221,7 @@ static void mni_test_insert_bad_range(struct kunit *test)
 static struct kunit_case mni_test_cases[] = {
 	KUNIT_CASE(mni_test_insert_under_read_lock),
 	KUNIT_CASE(mni_test_insert_during_invalidation),
+	KUNIT_CASE(mni_test_nonblock_refused),
 	KUNIT_CASE(mni_test_insert_bad_range),
 	{}
 };
