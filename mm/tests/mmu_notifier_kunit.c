@@ -152,8 +152,8 @@ static void mni_test_nonblock_refused(struct kunit *test)
 	struct mni_test *a, *b;
 
 	/* Not on the stack: left in the tree if the test fails. */
-	a = kzalloc(sizeof(*a), GFP_KERNEL);
-	b = kzalloc(sizeof(*b), GFP_KERNEL);
+	a = kzalloc_obj(*a);
+	b = kzalloc_obj(*b);
 	KUNIT_ASSERT_NOT_NULL(test, a);
 	KUNIT_ASSERT_NOT_NULL(test, b);
 	KUNIT_ASSERT_EQ(test, mmu_notifier_register(&m.mn, current->mm), 0);
@@ -179,7 +179,7 @@ static void mni_test_nonblock_refused(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, a->invalidations, 2);
 	if (b->invalidations != 1) {
 		/* Removing would wait for ever: leave both to the mm. */
-		KUNIT_FAIL(test, "invalidation never ended: %d calls of a notifier inserted after it",
+		KUNIT_FAIL(test, "invalidation never ended: %d calls of a later notifier",
 			   b->invalidations);
 		return;
 	}
