@@ -1,0 +1,672 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Implicit On-Demand Paging on an RDMA device (rxe here), checked byte by
+ * byte while the address space changes under it.
+ *
+ * One implicit ODP MR (ibv_reg_mr(pd, NULL, SIZE_MAX, ON_DEMAND)) covers the
+ * process, and an RC QP connected to itself moves data with RDMA WRITE and
+ * READ between a fixed buffer and regions of several VMAs (some straddling
+ * 2 MiB boundaries), while a second thread replaces their pages: munmap and
+ * mmap again, mmap(MAP_FIXED) over them, MADV_DONTNEED. Every word of a
+ * region holds a pattern naming its region, offset and generation (one
+ * generation per change), so a read that returns the data of a page the
+ * process no longer maps there is seen:
+ *
+ * - locked write: no change of the region in flight. The CPU must read back
+ *   every byte written (a write into a stale page would be lost).
+ * - locked read: every byte must be the region's current content.
+ * - racy read: changes may run during the read. Each word must be the
+ *   pattern of a generation current at some time during the read, or zero
+ *   where a change was in flight or the region was dropped; a word of an
+ *   older generation is a stale page. Reads that overlap a change are
+ *   counted: the run fails if none did (the race was never hit).
+ * - prefetch (ibv_advise_mr's uverbs method, sync or async) while changes
+ *   run: what it maps must not outlive the pages, which later reads check.
+ *
+ * Last, a READ of an unmapped address must fail cleanly, and the MR is
+ * deregistered with async prefetch work possibly still running.
+ *
+ * With -b it measures instead: RDMA WRITE and READ of 4 KiB and 1 MiB
+ * through a pinned MR, an explicit ODP MR and the implicit ODP MR, the first
+ * transfer on fresh memory and the steady state, and prints the ratios of
+ * this one run.
+ *
+ * Usage: rxe_implicit_odp -d DEVICE [-g GID_INDEX] [-n OPS] [-t SECONDS] [-b]
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <infiniband/verbs.h>
+#include <rdma/ib_user_ioctl_cmds.h>
+#include <rdma/rdma_user_ioctl.h>
+
+#define KSFT_SKIP	4
+
+#define NR_REGIONS	6
+#define MAX_XFER	(16 << 10)
+#define MAX_GENS	1048576
+
+struct region {
+	char *addr;
+	size_t size;
+	/* Held by locked operations and by every change. */
+	pthread_mutex_t lock;
+	/* Held for writing across munmap..mmap, when nothing is mapped. */
+	pthread_rwlock_t maplock;
+	/* Generations: started before a change, done after its fill. */
+	atomic_uint started, done;
+	/* Per generation: its content is zeros (dropped) or its pattern. */
+	bool zero[MAX_GENS];
+};
+
+static struct region regions[NR_REGIONS];
+static const size_t region_sizes[NR_REGIONS] = {
+	64 << 10, 1 << 20, (2 << 20) + (12 << 10), 3 << 20, 4 << 20,
+	(1 << 20) + (4 << 10),
+};
+
+/* Offsets into a 2 MiB block: regions start off granule boundaries. */
+static const size_t region_skew[NR_REGIONS] = {
+	0, 1 << 20, (2 << 20) - (8 << 10), 4 << 10, 0, (1 << 20) + (4 << 10),
+};
+
+static struct ibv_context *ctx;
+static struct ibv_pd *pd;
+static struct ibv_cq *cq;
+static struct ibv_qp *qp;
+static struct ibv_mr *mr;
+/* The MR transfers go through: the implicit one, but for -b. */
+static struct ibv_mr *xfer_mr;
+static uint8_t *src, *dst;
+static atomic_bool stop;
+
+static unsigned long nr_ops, nr_writes, nr_reads, nr_racy, nr_races, nr_prefetch;
+static unsigned long nr_remap, nr_fixed, nr_dontneed, bytes_checked;
+
+static uint64_t pattern(int r, unsigned int gen, size_t off)
+{
+	return 0xa500000000000000ULL | ((uint64_t)r << 52) |
+	       ((uint64_t)(gen & 0xfffff) << 32) | (off / 8);
+}
+
+static void fill(int r, unsigned int gen)
+{
+	uint64_t *w = (uint64_t *)regions[r].addr;
+	size_t i;
+
+	for (i = 0; i < regions[r].size / 8; i++)
+		w[i] = pattern(r, gen, i * 8);
+}
+
+/* Rewrite [off, off + len) of region @r as its current generation has it. */
+static void restore(int r, size_t off, size_t len)
+{
+	unsigned int gen = atomic_load(&regions[r].done);
+	size_t o;
+
+	for (o = off; o < off + len; o++) {
+		uint64_t w = regions[r].zero[gen] ? 0 : pattern(r, gen, o & ~7UL);
+
+		regions[r].addr[o] = ((uint8_t *)&w)[o & 7];
+	}
+}
+
+static unsigned int rnd(unsigned int *seed, unsigned int n)
+{
+	return rand_r(seed) % n;
+}
+
+/* The region changes, one generation each; the caller holds its lock. */
+static void change(int r, unsigned int *seed)
+{
+	struct region *reg = &regions[r];
+	unsigned int gen = atomic_load(&reg->started) + 1;
+	int how = rnd(seed, 3);
+	void *p;
+
+	if (gen >= MAX_GENS)
+		return;
+	reg->zero[gen] = how == 2;
+	atomic_store(&reg->started, gen);
+	switch (how) {
+	case 0:
+		/* Unmapped for a while: no racy reader may run then. */
+		pthread_rwlock_wrlock(&reg->maplock);
+		if (munmap(reg->addr, reg->size))
+			abort();
+		p = mmap(reg->addr, reg->size, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+		if (p != reg->addr)
+			abort();
+		fill(r, gen);
+		pthread_rwlock_unlock(&reg->maplock);
+		nr_remap++;
+		break;
+	case 1:
+		/* New pages in place of the old ones, in one mmap call. */
+		p = mmap(reg->addr, reg->size, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+		if (p != reg->addr)
+			abort();
+		fill(r, gen);
+		nr_fixed++;
+		break;
+	default:
+		if (madvise(reg->addr, reg->size, MADV_DONTNEED))
+			abort();
+		nr_dontneed++;
+		break;
+	}
+	atomic_store(&reg->done, gen);
+}
+
+static void *mutator(void *arg)
+{
+	unsigned int seed = 12345;
+
+	(void)arg;
+	while (!atomic_load(&stop)) {
+		int r = rnd(&seed, NR_REGIONS);
+
+		pthread_mutex_lock(&regions[r].lock);
+		change(r, &seed);
+		pthread_mutex_unlock(&regions[r].lock);
+		usleep(rnd(&seed, 200));
+	}
+	return NULL;
+}
+
+static int xfer(enum ibv_wr_opcode op, void *local, void *remote, size_t len)
+{
+	struct ibv_sge sge = {
+		.addr = (uintptr_t)local, .length = len, .lkey = xfer_mr->lkey,
+	};
+	struct ibv_send_wr wr = {
+		.sg_list = &sge, .num_sge = 1, .opcode = op,
+		.send_flags = IBV_SEND_SIGNALED,
+		.wr.rdma = { .remote_addr = (uintptr_t)remote, .rkey = xfer_mr->rkey },
+	}, *bad;
+	struct ibv_wc wc;
+	time_t t0 = time(NULL);
+	int n;
+
+	if (ibv_post_send(qp, &wr, &bad)) {
+		fprintf(stderr, "ibv_post_send: %s\n", strerror(errno));
+		return -1;
+	}
+	while ((n = ibv_poll_cq(cq, 1, &wc)) == 0)
+		if (time(NULL) - t0 > 30) {
+			fprintf(stderr, "no completion in 30 s\n");
+			return -1;
+		}
+	if (n < 0 || wc.status != IBV_WC_SUCCESS) {
+		fprintf(stderr, "%s of %zu bytes at %p: %s\n",
+			op == IBV_WR_RDMA_READ ? "READ" : "WRITE", len, remote,
+			n < 0 ? "poll failed" : ibv_wc_status_str(wc.status));
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Do the bytes of the word at @o that the read covers match a content the
+ * word had in generations @lo..@hi: a generation's pattern, or zeros where
+ * the region was dropped at @lo or a change ran during the read? While a
+ * change runs, a word may also be read torn, partly zero (the fresh page)
+ * and partly one generation's pattern (the fill, or a drop).
+ */
+static bool word_ok(int r, size_t o, const uint8_t *got, size_t a, size_t b,
+		    unsigned int lo, unsigned int hi)
+{
+	struct region *reg = &regions[r];
+	bool torn, zero_ok = hi > lo || reg->zero[lo];
+	uint64_t want;
+	unsigned int g;
+	size_t i;
+
+	want = 0;
+	if (zero_ok && !memcmp((uint8_t *)&want + (a - o), got, b - a))
+		return true;
+	for (g = lo; g <= hi; g++) {
+		if (reg->zero[g])
+			continue;
+		want = pattern(r, g, o);
+		torn = hi > lo;
+		for (i = a; i < b; i++) {
+			uint8_t w = ((uint8_t *)&want)[i - o];
+
+			if (got[i - a] != w && !(torn && !got[i - a]))
+				break;
+		}
+		if (i == b)
+			return true;
+	}
+	return false;
+}
+
+/* @buf holds what a READ of @len bytes at offset @off of region @r got. */
+static int check(int r, size_t off, const uint8_t *buf, size_t len,
+		 unsigned int lo, unsigned int hi, const char *what)
+{
+	size_t o;
+
+	for (o = off & ~7UL; o < off + len; o += 8) {
+		size_t a = o < off ? off : o;
+		size_t b = o + 8 > off + len ? off + len : o + 8;
+
+		if (!word_ok(r, o, buf + (a - off), a, b, lo, hi)) {
+			fprintf(stderr,
+				"%s: region %d offset %#zx: bytes %zu..%zu are no content of generations %u..%u\n",
+				what, r, o, a - o, b - o - 1, lo, hi);
+			return -1;
+		}
+	}
+	bytes_checked += len;
+	return 0;
+}
+
+/*
+ * Prefetch [addr, addr + len) for writing, synchronously or not. Through
+ * uverbs itself: ibv_advise_mr() needs the provider's support, which the
+ * rxe provider of rdma-core before v55 lacks.
+ */
+static int advise_prefetch(void *addr, size_t len, bool sync)
+{
+	struct ib_uverbs_sge sge = {
+		.addr = (uintptr_t)addr, .length = len, .lkey = mr->lkey,
+	};
+	struct {
+		struct ib_uverbs_ioctl_hdr hdr;
+		struct ib_uverbs_attr attrs[4];
+	} cmd = {
+		.hdr = {
+			.length = sizeof(cmd),
+			.object_id = UVERBS_OBJECT_MR,
+			.method_id = UVERBS_METHOD_ADVISE_MR,
+			.num_attrs = 4,
+			.driver_id = RDMA_DRIVER_RXE,
+		},
+		.attrs = {
+			{ .attr_id = UVERBS_ATTR_ADVISE_MR_PD_HANDLE,
+			  .data = pd->handle },
+			{ .attr_id = UVERBS_ATTR_ADVISE_MR_ADVICE, .len = 8,
+			  .data = IB_UVERBS_ADVISE_MR_ADVICE_PREFETCH_WRITE },
+			{ .attr_id = UVERBS_ATTR_ADVISE_MR_FLAGS, .len = 4,
+			  .data = sync ? IB_UVERBS_ADVISE_MR_FLAG_FLUSH : 0 },
+			{ .attr_id = UVERBS_ATTR_ADVISE_MR_SGE_LIST,
+			  .len = sizeof(sge), .data = (uintptr_t)&sge },
+		},
+	};
+
+	if (ioctl(ctx->cmd_fd, RDMA_VERBS_IOCTL, &cmd)) {
+		fprintf(stderr, "%s prefetch of %zu bytes at %p: %s\n",
+			sync ? "sync" : "async", len, addr, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static int one_op(unsigned int *seed)
+{
+	int r = rnd(seed, NR_REGIONS), kind = rnd(seed, 4);
+	struct region *reg = &regions[r];
+	size_t len = 1 + rnd(seed, rnd(seed, 2) ? MAX_XFER : 64);
+	size_t off;
+	unsigned int lo, hi;
+	int ret = 0;
+
+	if (len > reg->size)
+		len = reg->size;
+	off = rnd(seed, reg->size - len + 1);
+
+	if (kind == 0) {
+		/* Locked write: the CPU must see all of it. */
+		size_t i;
+
+		for (i = 0; i < len; i++)
+			src[i] = rand_r(seed);
+		pthread_mutex_lock(&reg->lock);
+		ret = xfer(IBV_WR_RDMA_WRITE, src, reg->addr + off, len);
+		if (!ret && memcmp(reg->addr + off, src, len)) {
+			fprintf(stderr,
+				"WRITE of %zu bytes at region %d offset %#zx: not in the page mapped there\n",
+				len, r, off);
+			ret = -1;
+		}
+		/* Back to the content of the current generation. */
+		if (!ret)
+			restore(r, off, len);
+		pthread_mutex_unlock(&reg->lock);
+		bytes_checked += ret ? 0 : len;
+		nr_writes++;
+	} else if (kind == 1) {
+		/* Locked read: exactly the current content. */
+		pthread_mutex_lock(&reg->lock);
+		lo = atomic_load(&reg->done);
+		ret = xfer(IBV_WR_RDMA_READ, dst, reg->addr + off, len);
+		if (!ret)
+			ret = check(r, off, dst, len, lo, lo, "locked READ");
+		pthread_mutex_unlock(&reg->lock);
+		nr_reads++;
+	} else if (kind == 2) {
+		/*
+		 * Prefetch while changes run: a read later must not see what
+		 * it mapped once the pages are gone.
+		 */
+		pthread_rwlock_rdlock(&reg->maplock);
+		ret = advise_prefetch(reg->addr + off, len, rnd(seed, 2));
+		pthread_rwlock_unlock(&reg->maplock);
+		nr_prefetch++;
+	} else {
+		/* Racy read: changes may run meanwhile. */
+		pthread_rwlock_rdlock(&reg->maplock);
+		lo = atomic_load(&reg->done);
+		ret = xfer(IBV_WR_RDMA_READ, dst, reg->addr + off, len);
+		hi = atomic_load(&reg->started);
+		pthread_rwlock_unlock(&reg->maplock);
+		if (!ret)
+			ret = check(r, off, dst, len, lo, hi, "racy READ");
+		nr_racy++;
+		nr_races += hi > lo;
+	}
+	nr_ops++;
+	return ret;
+}
+
+static double now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
+}
+
+static const char * const bench_mrs[] = { "pinned", "explicit", "implicit" };
+static const size_t bench_sizes[] = { 4096, 1 << 20 };
+
+/* One line of -b: a kind of MR, a size and an operation, on fresh memory. */
+static int bench_one(int k, size_t size, enum ibv_wr_opcode op, double *steady)
+{
+	int access = IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_READ |
+		     IBV_ACCESS_REMOTE_WRITE;
+	int i, iters = size > 4096 ? 40 : 1000;
+	double t0, reg = 0, first;
+	struct ibv_mr *bmr = mr;
+	char *buf;
+
+	buf = mmap(NULL, 2 * size, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (buf == MAP_FAILED)
+		return -1;
+	if (k < 2) {
+		t0 = now_us();
+		bmr = ibv_reg_mr(pd, buf, 2 * size,
+				 access | (k ? IBV_ACCESS_ON_DEMAND : 0));
+		reg = now_us() - t0;
+		if (!bmr)
+			return -1;
+	}
+	xfer_mr = bmr;
+	/* From the first half to the second, or back for READ. */
+	t0 = now_us();
+	if (xfer(op, buf, buf + size, size))
+		return -1;
+	first = now_us() - t0;
+	for (i = 0; i < iters / 10; i++)
+		if (xfer(op, buf, buf + size, size))
+			return -1;
+	t0 = now_us();
+	for (i = 0; i < iters; i++)
+		if (xfer(op, buf, buf + size, size))
+			return -1;
+	*steady = (now_us() - t0) / iters;
+	printf("RXEBENCH mr=%-8s op=%-5s size=%7zu ", bench_mrs[k],
+	       op == IBV_WR_RDMA_READ ? "READ" : "WRITE", size);
+	printf("reg_us=%8.1f first_us=%8.1f steady_us=%8.1f MBps=%7.1f\n",
+	       reg, first, *steady, size / *steady);
+	xfer_mr = mr;
+	if (bmr != mr)
+		ibv_dereg_mr(bmr);
+	munmap(buf, 2 * size);
+	return 0;
+}
+
+static int bench(void)
+{
+	double steady[3][2][2];
+	int k, z, o;
+
+	for (k = 0; k < 3; k++)
+		for (z = 0; z < 2; z++)
+			for (o = 0; o < 2; o++)
+				if (bench_one(k, bench_sizes[z],
+					      o ? IBV_WR_RDMA_READ : IBV_WR_RDMA_WRITE,
+					      &steady[k][z][o]))
+					return -1;
+	for (z = 0; z < 2; z++)
+		for (o = 0; o < 2; o++) {
+			printf("RXEBENCH ratio op=%-5s size=%7zu ",
+			       o ? "READ" : "WRITE", bench_sizes[z]);
+			printf("implicit/explicit=%.2f implicit/pinned=%.2f\n",
+			       steady[2][z][o] / steady[1][z][o],
+			       steady[2][z][o] / steady[0][z][o]);
+		}
+	return 0;
+}
+
+static int setup(const char *devname, int gid_index)
+{
+	struct ibv_device **list = ibv_get_device_list(NULL);
+	struct ibv_device_attr_ex attr = {};
+	struct ibv_qp_init_attr init = {
+		.cap = { .max_send_wr = 4, .max_recv_wr = 1, .max_send_sge = 1,
+			 .max_recv_sge = 1 },
+		.qp_type = IBV_QPT_RC,
+	};
+	struct ibv_qp_attr qa = {};
+	union ibv_gid gid;
+	int i;
+
+	for (i = 0; list && list[i]; i++)
+		if (!strcmp(ibv_get_device_name(list[i]), devname))
+			ctx = ibv_open_device(list[i]);
+	if (!ctx) {
+		fprintf(stderr, "no device %s\n", devname);
+		return KSFT_SKIP;
+	}
+	if (ibv_query_device_ex(ctx, NULL, &attr) ||
+	    !(attr.odp_caps.general_caps & IBV_ODP_SUPPORT_IMPLICIT)) {
+		fprintf(stderr, "%s: no implicit ODP\n", devname);
+		return KSFT_SKIP;
+	}
+	pd = ibv_alloc_pd(ctx);
+	cq = pd ? ibv_create_cq(ctx, 8, NULL, NULL, 0) : NULL;
+	if (!cq)
+		return -1;
+	mr = ibv_reg_mr(pd, NULL, SIZE_MAX, IBV_ACCESS_LOCAL_WRITE |
+			IBV_ACCESS_REMOTE_READ | IBV_ACCESS_REMOTE_WRITE |
+			IBV_ACCESS_ON_DEMAND);
+	if (!mr) {
+		fprintf(stderr, "implicit ODP MR: %s\n", strerror(errno));
+		return -1;
+	}
+	xfer_mr = mr;
+	init.send_cq = cq;
+	init.recv_cq = cq;
+	qp = ibv_create_qp(pd, &init);
+	if (!qp || ibv_query_gid(ctx, 1, gid_index, &gid))
+		return -1;
+
+	/* An RC QP connected to itself. */
+	qa.qp_state = IBV_QPS_INIT;
+	qa.port_num = 1;
+	qa.qp_access_flags = IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_READ |
+			     IBV_ACCESS_REMOTE_WRITE;
+	if (ibv_modify_qp(qp, &qa, IBV_QP_STATE | IBV_QP_PKEY_INDEX |
+			  IBV_QP_PORT | IBV_QP_ACCESS_FLAGS))
+		return -1;
+	memset(&qa, 0, sizeof(qa));
+	qa.qp_state = IBV_QPS_RTR;
+	qa.path_mtu = IBV_MTU_1024;
+	qa.dest_qp_num = qp->qp_num;
+	qa.max_dest_rd_atomic = 1;
+	qa.min_rnr_timer = 12;
+	qa.ah_attr.is_global = 1;
+	qa.ah_attr.grh.dgid = gid;
+	qa.ah_attr.grh.sgid_index = gid_index;
+	qa.ah_attr.grh.hop_limit = 1;
+	qa.ah_attr.port_num = 1;
+	if (ibv_modify_qp(qp, &qa, IBV_QP_STATE | IBV_QP_AV | IBV_QP_PATH_MTU |
+			  IBV_QP_DEST_QPN | IBV_QP_RQ_PSN |
+			  IBV_QP_MAX_DEST_RD_ATOMIC | IBV_QP_MIN_RNR_TIMER))
+		return -1;
+	memset(&qa, 0, sizeof(qa));
+	qa.qp_state = IBV_QPS_RTS;
+	qa.timeout = 14;
+	qa.retry_cnt = 7;
+	qa.rnr_retry = 7;
+	qa.max_rd_atomic = 1;
+	if (ibv_modify_qp(qp, &qa, IBV_QP_STATE | IBV_QP_TIMEOUT |
+			  IBV_QP_RETRY_CNT | IBV_QP_RNR_RETRY | IBV_QP_SQ_PSN |
+			  IBV_QP_MAX_QP_RD_ATOMIC))
+		return -1;
+	ibv_free_device_list(list);
+	return 0;
+}
+
+static int map_regions(void)
+{
+	char *base;
+	int r;
+
+	/* Reserve a span, then place each region at its skew in it. */
+	base = mmap(NULL, (size_t)NR_REGIONS * (8 << 20), PROT_NONE,
+		    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (base == MAP_FAILED)
+		return -1;
+	base = (char *)(((uintptr_t)base + (2 << 20) - 1) & ~((2UL << 20) - 1));
+	for (r = 0; r < NR_REGIONS; r++) {
+		struct region *reg = &regions[r];
+
+		reg->size = region_sizes[r];
+		reg->addr = mmap(base + (size_t)r * (8 << 20) + region_skew[r],
+				 reg->size, PROT_READ | PROT_WRITE,
+				 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+		if (reg->addr == MAP_FAILED)
+			return -1;
+		pthread_mutex_init(&reg->lock, NULL);
+		pthread_rwlock_init(&reg->maplock, NULL);
+		fill(r, 0);
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	const char *dev = "rxe0";
+	unsigned long want_ops = 400, i;
+	unsigned int seed = 1, secs = 40;
+	int gid_index = 1, opt, ret = 0;
+	bool do_bench = false;
+	pthread_t thread;
+	time_t t0;
+
+	while ((opt = getopt(argc, argv, "d:g:n:t:b")) != -1) {
+		switch (opt) {
+		case 'b':
+			do_bench = true;
+			break;
+		case 'd':
+			dev = optarg;
+			break;
+		case 'g':
+			gid_index = atoi(optarg);
+			break;
+		case 'n':
+			want_ops = strtoul(optarg, NULL, 0);
+			break;
+		case 't':
+			secs = atoi(optarg);
+			break;
+		default:
+			fprintf(stderr,
+				"usage: %s -d DEVICE [-g GID_INDEX] [-n OPS] [-t SECONDS] [-b]\n",
+				argv[0]);
+			return 2;
+		}
+	}
+
+	src = aligned_alloc(4096, MAX_XFER);
+	dst = aligned_alloc(4096, MAX_XFER);
+	if (!src || !dst || map_regions())
+		return 1;
+	ret = setup(dev, gid_index);
+	if (ret) {
+		fprintf(stderr, "setup failed\n");
+		return ret == KSFT_SKIP ? KSFT_SKIP : 1;
+	}
+	if (do_bench) {
+		ret = bench();
+		printf("rxe_implicit_odp: bench %s\n", ret ? "FAILED" : "done");
+		return ret ? 1 : 0;
+	}
+	if (pthread_create(&thread, NULL, mutator, NULL))
+		return 1;
+	t0 = time(NULL);
+	for (i = 0; !ret && (i < want_ops || !nr_races); i++) {
+		if (time(NULL) - t0 > secs)
+			break;
+		ret = one_op(&seed);
+	}
+	atomic_store(&stop, true);
+	pthread_join(thread, NULL);
+
+	printf("rxe_implicit_odp: %lu operations (%lu locked WRITE, %lu locked READ, ",
+	       nr_ops, nr_writes, nr_reads);
+	printf("%lu racy READ, %lu of them overlapping a change, %lu prefetch), ",
+	       nr_racy, nr_races, nr_prefetch);
+	printf("%lu invalidations (%lu munmap+mmap, %lu mmap MAP_FIXED, %lu MADV_DONTNEED), ",
+	       nr_remap + nr_fixed + nr_dontneed, nr_remap, nr_fixed, nr_dontneed);
+	printf("%lu bytes checked\n", bytes_checked);
+	/*
+	 * Last, as it leaves the QP in error: a READ of an address no VMA
+	 * covers must fail cleanly.
+	 */
+	if (!ret) {
+		char *hole = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
+				  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+		if (hole != MAP_FAILED && !munmap(hole, 4096) &&
+		    !xfer(IBV_WR_RDMA_READ, dst, hole, 64)) {
+			fprintf(stderr, "READ of an unmapped address succeeded\n");
+			ret = 1;
+		} else {
+			printf("rxe_implicit_odp: a READ of an unmapped address failed cleanly\n");
+		}
+	}
+	if (!ret && !nr_races) {
+		fprintf(stderr,
+			"no READ overlapped a change in %u s: the race was not hit\n",
+			secs);
+		ret = 1;
+	}
+	ibv_destroy_qp(qp);
+	ibv_dereg_mr(mr);
+	ibv_destroy_cq(cq);
+	ibv_dealloc_pd(pd);
+	ibv_close_device(ctx);
+	printf("rxe_implicit_odp: %s\n", ret ? "FAIL" : "PASS");
+	return ret ? 1 : 0;
+}
