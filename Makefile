@@ -11,12 +11,14 @@ BASE ?= 7.3
 export BASE KSRC
 
 .PHONY: help deps assemble kernelversion kunit kunit-default kunit-debug \
-	selftest demo nouveau check spin series series-check bench test clean distclean
+	selftest rdma demo nouveau check spin series series-check bench test clean distclean
 
 help:
 	@echo 'mmu_range_tracker: targets (BASE=$(BASE))'
 	@echo '  make demo           boot QEMU and show the tracker following munmap, drawn'
 	@echo '  make selftest       boot QEMU, load test_hmm_intervals.ko, run hmm_intervals_tests, unload'
+	@echo '  make rdma           boot QEMU with soft-RoCE (rxe): ibv_devinfo, ibv_rc_pingpong'
+	@echo '                      plain/ODP/implicit ODP/+prefetch, the implicit ODP test (7.3)'
 	@echo '  make kunit          build UML kernels and run the KUnit suite (default and debug configs)'
 	@echo '  make kunit-default  the KUnit suite with mm/tests/.kunitconfig only'
 	@echo '  make kunit-debug    the KUnit suite with lockdep, DEBUG_VM and slub_debug'
@@ -61,6 +63,9 @@ kunit-debug: assemble
 
 selftest: assemble
 	@harness/qemu.sh selftest
+
+rdma: assemble
+	@harness/qemu.sh rdma
 
 demo: assemble
 	@harness/qemu.sh demo

@@ -13,9 +13,13 @@
 # hmm_intervals_bench.c) with no device, with a tracker elsewhere, with a
 # whole-mm notifier, and over tracked memory. The targets are checked, and
 # gnuplot draws the charts into build/bench/. Not part of make test, which
-# runs one short round of the KUnit cases.
+# runs one short round of the KUnit cases. On 7.3, rdma: RDMA WRITE and
+# READ of 4 KiB and 1 MiB through a pinned, an explicit ODP and an implicit
+# ODP MR of rxe (rxe_implicit_odp -b, harness/qemu.sh rdma-bench, the same
+# kernel without debug options), first touch and steady state, and the
+# ratio of implicit to explicit ODP (target 1.1x).
 #
-# Usage: harness/bench.sh [uml] [x86]   (default: both)
+# Usage: harness/bench.sh [uml] [x86] [rdma]   (default: all; rdma on 7.3)
 set -euo pipefail
 . "$(dirname "$0")/common.sh"
 
@@ -51,6 +55,44 @@ x86() {
 		sed 's/^[^A-Z]//' >"$out/x86.txt" || true
 	grep -q '^BENCH ' "$out/x86.txt" || die "bench[x86]: no BENCH line in $log"
 	grep -oE 'CPUBENCH .*' "$log" >"$out/cpu.txt" || true
+}
+
+# rdma: rxe_implicit_odp -b in the bench kernel, with rxe.
+rdma() {
+	local log=$BUILD/qemu-rdma-bench.log
+	say "bench[rdma]: harness/qemu.sh rdma-bench (rxe, pinned / explicit / implicit ODP)"
+	"$REPO/harness/qemu.sh" rdma-bench >"$out/rdma.out" 2>&1 ||
+		die "bench[rdma]: failed, see $out/rdma.out"
+	grep -oE 'RXEBENCH .*' "$log" >"$out/rdma.txt" || true
+	grep -q '^RXEBENCH ratio' "$out/rdma.txt" || die "bench[rdma]: no RXEBENCH ratio line in $log"
+}
+
+rdma_table() {
+	echo "== rxe in QEMU (TCG), 2 vCPUs, $BASE: RDMA through a loopback RC QP"
+	awk '
+function v(k,   i, kv) {
+	for (i = 2; i <= NF; i++) { split($i, kv, "="); if (kv[1] == k) return kv[2] }
+	return 0
+}
+BEGIN { printf "%-9s %-6s %8s %10s %10s %10s %9s\n", "MR", "op", "bytes", "reg us", "first us", "steady us", "MB/s" }
+$2 != "ratio" {
+	printf "%-9s %-6s %8d %10.1f %10.1f %10.1f %9.1f\n", v("mr"), v("op"), v("size"),
+	       v("reg_us"), v("first_us"), v("steady_us"), v("MBps")
+}
+$2 == "ratio" {
+	r[++n] = sprintf("%-6s %8d %18.2fx %16.2fx", v("op"), v("size"), v("implicit/explicit"), v("implicit/pinned"))
+	if (v("implicit/explicit") > 1.1)
+		missed = missed sprintf("  %s %d: implicit %.2fx explicit ODP (target 1.1x)\n", v("op"), v("size"), v("implicit/explicit"))
+}
+END {
+	print "first: the first transfer on fresh memory (faults it in; after the"
+	print "registration for pinned and explicit MRs); steady: mean of the rest"
+	printf "\n%-6s %8s %19s %17s\n", "op", "bytes", "implicit/explicit", "implicit/pinned"
+	for (i = 1; i <= n; i++) print r[i]
+	if (missed) printf "targets missed:\n%s", missed
+	else print "targets met"
+	print ""
+}' "$out/rdma.txt"
 }
 
 # table NAME TITLE: the tables and target checks of one run.
@@ -222,6 +264,7 @@ GNUPLOT
 
 runs=("$@")
 [ ${#runs[@]} -gt 0 ] || runs=(uml x86)
+[ "$#" -gt 0 ] || [ "$BASE" != 7.3 ] || runs+=(rdma)
 : >"$out/table.txt"
 for r in "${runs[@]}"; do
 	case $r in
@@ -233,7 +276,12 @@ for r in "${runs[@]}"; do
 		x86
 		title="x86_64 in QEMU (TCG), 2 vCPUs"
 		;;
-	*) die "bench: unknown run $r (uml, x86)" ;;
+	rdma)
+		rdma
+		rdma_table | tee -a "$out/table.txt"
+		continue
+		;;
+	*) die "bench: unknown run $r (uml, x86, rdma)" ;;
 	esac
 	table "$r" "$title, $BASE" | tee -a "$out/table.txt"
 	chart "$r" "$title"

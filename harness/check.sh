@@ -11,6 +11,10 @@ set -euo pipefail
 # and in the x86_64 build that QEMU boots.
 OBJS="mm/mmu_range_tracker.o mm/tests/mmu_range_tracker_kunit.o mm/mmu_notifier.o"
 X86_OBJS="mm/mmu_range_tracker.o mm/mmu_notifier.o lib/test_hmm_intervals.o"
+# On 7.3 that kernel has rxe (harness/qemu/rdma.config), which the series
+# patches for implicit ODP.
+[ "$BASE" != 7.3 ] || X86_OBJS="$X86_OBJS $(for f in odp mr verbs; do
+	printf ' drivers/infiniband/sw/rxe/rxe_%s.o' "$f"; done)"
 # Sources that are entirely ours (checkpatch -f, Coccinelle, kernel-doc).
 cd "$REPO"
 NEW_SRC=$(for d in $KERNEL_DIRS; do if [ -d "$d" ]; then find "$d" -type f -name '*.[ch]'; fi; done | sort)

@@ -7,7 +7,8 @@ set -euo pipefail
 PKGS=(build-essential bc bison flex libelf-dev libssl-dev cpio rsync
       python3 xz-utils ccache sparse coccinelle patch perl
       python3-sphinx python3-sphinx-rtd-theme qemu-system-x86 git
-      python3-ply python3-git dpkg-dev spin)
+      python3-ply python3-git dpkg-dev spin
+      ibverbs-utils ibverbs-providers libibverbs-dev iproute2 busybox-static)
 # 7.3 is downloaded by harness/base.sh, not installed (another suite).
 [ -n "${KSRC:-}" ] || [ "$BASE" != 6.12 ] || PKGS+=(linux-source-6.12)
 PKGS+=("$@")

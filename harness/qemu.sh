@@ -11,9 +11,12 @@
 # unload, a timeout, or any kernel report in the log. The benchmark (bench)
 # runs on a second kernel, without the debug options (harness/qemu/
 # bench.config instead), in its own folder: the KUnit benchmark cases at
-# boot at full size, then the CPU-side benchmark from /init.
+# boot at full size, then the CPU-side benchmark from /init. On the 7.3 base
+# the kernel also has soft-RoCE (harness/qemu/rdma.config: rdma_rxe as a
+# module, user verbs, ODP), and rdma boots it with Debian's rdma-core
+# userspace and busybox to run harness/qemu/rdma-test.sh.
 #
-# Usage: harness/qemu.sh build|selftest|demo|bench   (build: the kernel only)
+# Usage: harness/qemu.sh build|selftest|demo|bench|rdma   (build: the kernel only)
 set -euo pipefail
 . "$(dirname "$0")/common.sh"
 
@@ -23,11 +26,17 @@ frags=("$REPO/harness/qemu/x86_64.config" "$REPO/harness/qemu/debug.config")
 # KASAN on the base the series is for; the 6.12 backport builds without it
 # (half the build time, and the backport runs the same code).
 [ ! -f "$REPO/harness/qemu/$BASE.config" ] || frags+=("$REPO/harness/qemu/$BASE.config")
+# rxe has ODP from 6.15 on: RDMA only in the 7.3 kernel.
+[ "$BASE" != 7.3 ] || frags+=("$REPO/harness/qemu/rdma.config")
+rdma=false
+case $mode in rdma | rdma-bench) rdma=true ;; esac
+! $rdma || [ "$BASE" = 7.3 ] || die "qemu: $mode needs BASE=7.3 (6.12's rxe has no ODP)"
 out=$BUILD/qemu-$mode.log
 timeout_s=${QEMU_TIMEOUT:-900}
-if [ "$mode" = bench ]; then
+if [ "$mode" = bench ] || [ "$mode" = rdma-bench ]; then
 	bdir=$BUILD/qemu-x86_64-bench
 	frags=("$REPO/harness/qemu/x86_64.config" "$REPO/harness/qemu/bench.config")
+	[ "$BASE" != 7.3 ] || frags+=("$REPO/harness/qemu/rdma.config")
 	timeout_s=${QEMU_TIMEOUT:-3600}
 fi
 mkdir -p "$bdir" "$BUILD/results"
@@ -74,6 +83,44 @@ file /hmm_intervals_demo $ramfs/hmm_intervals_demo 0755 0 0
 file /hmm_intervals_bench $ramfs/hmm_intervals_bench 0755 0 0
 file /test_hmm_intervals.ko $ramfs/test_hmm_intervals.ko 0644 0 0
 LIST
+# rdma: Debian's rdma-core tools and iproute2 with the shared libraries
+# they load (the rxe provider's too), busybox for the script, rdma_rxe and
+# the modules it needs.
+if $rdma; then
+	bins=(/usr/bin/ibv_devinfo /usr/bin/ibv_rc_pingpong /usr/sbin/ip /usr/bin/rdma)
+	prov=/usr/lib/x86_64-linux-gnu/libibverbs/librxe-rdmav34.so
+	for f in "${bins[@]}" "$prov" /etc/libibverbs.d/rxe.driver /bin/busybox; do
+		[ -e "$f" ] || die "qemu: $f missing (harness/deps.sh installs it)"
+	done
+	gcc -O2 -Wall -Werror -pthread -o "$ramfs/rxe_implicit_odp" \
+		"$SRC/tools/testing/selftests/rdma/rxe_implicit_odp.c" -libverbs
+	bins+=("$ramfs/rxe_implicit_odp")
+	{
+		for d in /bin /usr /usr/bin /usr/sbin /usr/lib /usr/lib/x86_64-linux-gnu \
+			 /usr/lib/x86_64-linux-gnu/libibverbs /lib /lib/x86_64-linux-gnu \
+			 /lib64 /etc /etc/libibverbs.d /modules; do
+			echo "dir $d 0755 0 0"
+		done
+		echo "file /bin/busybox /bin/busybox 0755 0 0"
+		for a in sh sed grep head sleep cat insmod rmmod timeout; do
+			echo "slink /bin/$a /bin/busybox 0777 0 0"
+		done
+		for f in "${bins[@]}" "$prov" /etc/libibverbs.d/rxe.driver; do
+			case $f in
+			"$ramfs"/*) echo "file /$(basename "$f") $f 0755 0 0" ;;
+			*) echo "file $f $f 0755 0 0" ;;
+			esac
+		done
+		ldd "${bins[@]}" "$prov" | awk '$3 ~ /^\// { print $3 } $1 ~ /^\/.*[^:]$/ { print $1 }' |
+			sort -u | while read -r lib; do
+			echo "file $lib $lib 0755 0 0"
+		done
+		for m in net/ipv4/ip_tunnel net/ipv4/udp_tunnel drivers/infiniband/sw/rxe/rdma_rxe; do
+			echo "file /modules/$(basename "$m").ko $bdir/$m.ko 0644 0 0"
+		done
+		echo "file /rdma-test.sh $REPO/harness/qemu/rdma-test.sh 0755 0 0"
+	} >>"$ramfs/list"
+fi
 "$bdir/usr/gen_init_cpio" "$ramfs/list" >"$ramfs.cpio"
 
 bios=()
@@ -84,6 +131,8 @@ append="console=ttyS0 panic=-1 hmi.run=$mode"
 # 6.12 always runs built-in suites).
 case $mode in
 demo) append="$append kunit.enable=0" ;;
+# rdma: the selftest boot of the same kernel ran the KUnit suites.
+rdma | rdma-bench) append="$append kunit.enable=0" ;;
 bench) append="$append kunit.autorun=1 kunit.filter_glob=mmu_range_tracker.mrt_bench_* mmu_range_tracker_kunit.bench=1" ;;
 esac
 say "qemu: booting ($mode), log in $out"
@@ -100,13 +149,39 @@ say "qemu: finished in $(($(date +%s) - t0)) s (exit $qrc)"
 fail=0
 problem() { echo "qemu[$mode]: $*" >&2; fail=1; }
 [ "$qrc" -ne 124 ] || problem "timed out after $timeout_s s"
-grep -q '^HMI-INIT: insmod ok' "$out" || problem "module did not load"
-grep -q "^HMI-INIT: $mode exit 0" "$out" || problem "$mode did not exit 0"
-grep -q '^HMI-INIT: rmmod ok' "$out" ||
-	problem "rmmod right after the last close failed: $(grep '^HMI-INIT: rmmod' "$out" || echo 'not reached')"
+if ! $rdma; then
+	grep -q '^HMI-INIT: insmod ok' "$out" || problem "module did not load"
+	grep -q '^HMI-INIT: rmmod ok' "$out" ||
+		problem "rmmod right after the last close failed: $(grep '^HMI-INIT: rmmod' "$out" || echo 'not reached')"
+fi
+grep -q "^HMI-INIT: ${mode%-bench} exit 0" "$out" || problem "$mode did not exit 0"
 "$REPO/harness/scan-log.sh" "$out" || problem "kernel report in the log"
 
-if [ "$mode" = selftest ]; then
+if [ "$mode" = rdma-bench ]; then
+	grep -qx 'RDMA: bench exit 0' "$out" || problem "rxe_implicit_odp -b did not exit 0"
+	grep -oE 'RXEBENCH .*' "$out" || true
+elif [ "$mode" = rdma ]; then
+	# One test per line that must be there: rdma_rxe loads, reports implicit
+	# ODP, each ibv_rc_pingpong mode exits 0 on both sides, rdma_rxe unloads.
+	p=0 f=0
+	for want in 'insmod ok' 'devinfo: ODP_SUPPORT_IMPLICIT' \
+		'pingpong plain: server exit 0, client exit 0' \
+		'pingpong odp: server exit 0, client exit 0' \
+		'pingpong implicit: server exit 0, client exit 0' \
+		'pingpong implicit-prefetch: server exit 0, client exit 0' \
+		'rxe_implicit_odp exit 0' 'rmmod ok'; do
+		if grep -qx "RDMA: $want" "$out"; then
+			p=$((p + 1))
+		else
+			echo "qemu[rdma]: missing: RDMA: $want" >&2
+			f=$((f + 1))
+		fi
+	done
+	grep -E '^RDMA: |^pingpong .*(bytes in|iters in)|^rxe_implicit_odp: ' "$out" || true
+	[ "$fail" -eq 0 ] || f=$((f + 1))
+	echo "$p $f 0" >"$BUILD/results/rdma"
+	echo "$p passed, $f failed, 0 skipped"
+elif [ "$mode" = selftest ]; then
 	# The KUnit suites of the boot (the log up to /init's first line),
 	# parsed by the tree's own kunit.py.
 	kout=$BUILD/qemu-kunit.out

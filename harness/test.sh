@@ -28,6 +28,7 @@ run_base() {
 		kunit-default) stage "[$base] kunit (default)" "$H/kunit.sh" default || rc=1 ;;
 		kunit-debug) stage "[$base] kunit (debug: lockdep, DEBUG_VM, slub_debug)" "$H/kunit.sh" debug || rc=1 ;;
 		selftest) stage "[$base] selftest (x86_64 kernel in QEMU)" "$H/qemu.sh" selftest || rc=1 ;;
+		rdma) stage "[$base] rdma (rxe, implicit ODP, rdma-core in QEMU)" "$H/qemu.sh" rdma || rc=1 ;;
 		nouveau) stage "[$base] nouveau (x86_64 build, W=1, sparse)" "$H/nouveau.sh" || rc=1 ;;
 		# check compiles its objects in the default KUnit build and the
 		# x86_64 build of the selftest: it runs after those.
@@ -40,7 +41,7 @@ run_base() {
 	done
 }
 
-run_base 7.3 kunit-default selftest nouveau check spin series kunit-debug
+run_base 7.3 kunit-default selftest rdma nouveau check spin series kunit-debug
 run_base 6.12 kunit-default selftest kunit-debug
 
 # Every stage's count is pinned in harness/expected: a dropped case, variant

@@ -2,8 +2,9 @@
 /*
  * /init of the QEMU initramfs: mount the basics, load test_hmm_intervals.ko,
  * run the program named by hmi.run= on the kernel command line (selftest,
- * demo or bench), unload the module, power off. Lines starting with "HMI-INIT:" are
- * read by harness/qemu.sh.
+ * demo or bench), unload the module, power off; or, for hmi.run=rdma, run
+ * /rdma-test.sh with busybox sh (it loads and unloads rdma_rxe itself).
+ * Lines starting with "HMI-INIT:" are read by harness/qemu.sh.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -36,6 +37,7 @@ int main(void)
 	char *selftest[] = { "/hmm_intervals_tests", NULL };
 	char *demo[] = { "/hmm_intervals_demo", NULL };
 	char *bench[] = { "/hmm_intervals_bench", NULL };
+	char *rdma[] = { "/bin/sh", "/rdma-test.sh", NULL };
 	int fd, rc;
 	ssize_t n;
 
@@ -49,7 +51,13 @@ int main(void)
 	n = fd >= 0 ? read(fd, cmdline, sizeof(cmdline) - 1) : -1;
 	cmdline[n > 0 ? n : 0] = 0;
 	mode = strstr(cmdline, "hmi.run=demo") ? "demo" :
-	       strstr(cmdline, "hmi.run=bench") ? "bench" : "selftest";
+	       strstr(cmdline, "hmi.run=bench") ? "bench" :
+	       strstr(cmdline, "hmi.run=rdma") ? "rdma" : "selftest";
+	if (!strcmp(mode, "rdma")) {
+		rc = run(rdma);
+		printf("HMI-INIT: %s exit %d\n", mode, rc);
+		goto out;
+	}
 
 	/* Huge pages for the hugetlbfs case. */
 	fd = open("/proc/sys/vm/nr_hugepages", O_WRONLY);
