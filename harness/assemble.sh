@@ -46,7 +46,9 @@ dups=$(uniq -d <<<"$new")
 [ -z "$dups" ] || die "patches/$BASE/series adds these files twice: $dups"
 if [ -z "$upto" ]; then
 	present=$(for d in $KERNEL_DIRS; do if [ -d "$d" ]; then find "$d" -type f; fi; done | sort)
-	orphans=$(comm -23 <(printf '%s\n' "$present") <(printf '%s\n' "$new") | grep . || true)
+	# patches/$BASE/not-backported: new files this base does not take.
+	skip=$(grep -v '^#' "$PATCHES/not-backported" 2>/dev/null | awk '{ print $1 }' | sort || true)
+	orphans=$(comm -23 <(printf '%s\n' "$present") <(printf '%s\n' "$new" $skip | sort) | grep . || true)
 	[ -z "$orphans" ] || die "not added by any patch of patches/$BASE/series: $orphans"
 fi
 for f in $new; do
