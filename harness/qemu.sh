@@ -169,7 +169,9 @@ elif [ "$mode" = rdma ]; then
 		'pingpong odp: server exit 0, client exit 0' \
 		'pingpong implicit: server exit 0, client exit 0' \
 		'pingpong implicit-prefetch: server exit 0, client exit 0' \
-		'rxe_implicit_odp exit 0' 'rmmod ok'; do
+		'killed mid-run ok' 'rxe_implicit_odp exit 0' \
+		'device deleted while running (yes): link delete exit 0, test exit 1, cleanly' \
+		'rmmod ok'; do
 		if grep -qx "RDMA: $want" "$out"; then
 			p=$((p + 1))
 		else

@@ -87,12 +87,68 @@ pingpong odp -o
 pingpong implicit -O
 pingpong implicit-prefetch -O -P
 
+# wait_running FILE: until the test writing FILE has begun its transfers
+# and changes (at most 20 s), then 2 s more.
+wait_running() {
+	for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do
+		grep -q '^rxe_implicit_odp: running' "$1" && break
+		sleep 1
+	done
+	sleep 2
+}
+
+# Teardown with traffic and invalidations in flight. SIGKILL while the
+# test runs: the process's mm goes first (exit_mm() before exit_files()),
+# its invalidations reaching a live implicit MR, then the device file
+# closes and deregisters the MR. "running" shows the kill hit the
+# transfers, no summary line that they had not ended.
+killed_mid_run() {
+	/rxe_implicit_odp -d rxe0 -g "$gid" -n 100000000 -t 60 >/tmp/kill.out 2>&1 &
+	pid=$!
+	wait_running /tmp/kill.out
+	kill -9 "$pid"
+	wait "$pid"
+	rc=$?
+	cat /tmp/kill.out
+	if [ "$rc" -eq 137 ] && grep -q '^rxe_implicit_odp: running' /tmp/kill.out &&
+		! grep -q 'operations (' /tmp/kill.out; then
+		say "killed mid-run ok"
+	else
+		say "killed mid-run: exit $rc, not killed while transferring"
+	fi
+}
+
 if [ -x /rxe_implicit_odp ]; then
+	killed_mid_run
 	timeout 600 /rxe_implicit_odp -d rxe0 -g "$gid"
 	say "rxe_implicit_odp exit $?"
+	# Removing the device while a test runs on it: uverbs fails the
+	# process's calls from then on (-EIO), and the removal completes once
+	# the process, having failed cleanly, closes the device.
+	timeout 600 /rxe_implicit_odp -d rxe0 -g "$gid" -n 100000000 -t 30 >/tmp/del.out 2>&1 &
+	pid=$!
+	wait_running /tmp/del.out
+	running=no
+	if kill -0 "$pid" && grep -q '^rxe_implicit_odp: running' /tmp/del.out; then
+		running=yes
+	fi
+	rdma link delete rxe0
+	drc=$?
+	wait "$pid"
+	rc=$?
+	cat /tmp/del.out
+	# Cleanly: -EIO from uverbs, or a work request posted just before
+	# that never completes (the device stopped), and no wrong data.
+	how=uncleanly
+	if grep -qE 'Input/output error|no completion in' /tmp/del.out &&
+		! grep -qE 'no content of|not in the page|, want ' /tmp/del.out; then
+		how=cleanly
+	fi
+	say "device deleted while running ($running): link delete exit $drc, test exit $rc, $how"
+else
+	rdma link delete rxe0
 fi
 
-rdma link delete rxe0
 if rmmod rdma_rxe; then
 	say "rmmod ok"
 else

@@ -22,6 +22,14 @@
  *   counted: the run fails if none did (the race was never hit).
  * - prefetch (ibv_advise_mr's uverbs method, sync or async) while changes
  *   run: what it maps must not outlive the pages, which later reads check.
+ * - locked atomics on a word: FETCH_AND_ADD must return the current content
+ *   and leave the sum in the page the CPU maps, CMP_AND_SWP put it back,
+ *   ATOMIC_WRITE (where the provider has it) store what the CPU then reads.
+ *
+ * First, before the changes start running in the background: a page is
+ * read, its region changed, another page of the same 2 MiB granule read
+ * (mapped under the range's new sequence) and the first page read again,
+ * which must give the new content, for each kind of change.
  *
  * Last, a READ of an unmapped address must fail cleanly, and the MR is
  * deregistered with async prefetch work possibly still running.
@@ -93,6 +101,9 @@ static uint8_t *src, *dst;
 static atomic_bool stop;
 
 static unsigned long nr_ops, nr_writes, nr_reads, nr_racy, nr_races, nr_prefetch;
+static unsigned long nr_atomics, nr_atomic_writes, nr_revisits;
+static bool has_atomic_write;
+static struct ibv_qp_ex *qpx;
 static unsigned long nr_remap, nr_fixed, nr_dontneed, bytes_checked;
 
 static uint64_t pattern(int r, unsigned int gen, size_t off)
@@ -128,12 +139,14 @@ static unsigned int rnd(unsigned int *seed, unsigned int n)
 	return rand_r(seed) % n;
 }
 
-/* The region changes, one generation each; the caller holds its lock. */
-static void change(int r, unsigned int *seed)
+/*
+ * The region changes, one generation each, by munmap + mmap (@how 0), mmap
+ * MAP_FIXED (1) or MADV_DONTNEED (2); the caller holds its lock.
+ */
+static void change(int r, int how)
 {
 	struct region *reg = &regions[r];
 	unsigned int gen = atomic_load(&reg->started) + 1;
-	int how = rnd(seed, 3);
 	void *p;
 
 	if (gen >= MAX_GENS)
@@ -181,11 +194,47 @@ static void *mutator(void *arg)
 		int r = rnd(&seed, NR_REGIONS);
 
 		pthread_mutex_lock(&regions[r].lock);
-		change(r, &seed);
+		change(r, rnd(&seed, 3));
 		pthread_mutex_unlock(&regions[r].lock);
 		usleep(rnd(&seed, 200));
 	}
 	return NULL;
+}
+
+static const char *op_name(enum ibv_wr_opcode op)
+{
+	switch (op) {
+	case IBV_WR_RDMA_READ:
+		return "READ";
+	case IBV_WR_RDMA_WRITE:
+		return "WRITE";
+	case IBV_WR_ATOMIC_FETCH_AND_ADD:
+		return "FETCH_AND_ADD";
+	case IBV_WR_ATOMIC_CMP_AND_SWP:
+		return "CMP_AND_SWP";
+	default:
+		return "ATOMIC_WRITE";
+	}
+}
+
+/* The completion of the one work request posted. */
+static int wait_wc(enum ibv_wr_opcode op, void *remote, size_t len)
+{
+	time_t t0 = time(NULL);
+	struct ibv_wc wc;
+	int n;
+
+	while ((n = ibv_poll_cq(cq, 1, &wc)) == 0)
+		if (time(NULL) - t0 > 30) {
+			fprintf(stderr, "no completion in 30 s\n");
+			return -1;
+		}
+	if (n < 0 || wc.status != IBV_WC_SUCCESS) {
+		fprintf(stderr, "%s of %zu bytes at %p: %s\n", op_name(op), len,
+			remote, n < 0 ? "poll failed" : ibv_wc_status_str(wc.status));
+		return -1;
+	}
+	return 0;
 }
 
 static int xfer(enum ibv_wr_opcode op, void *local, void *remote, size_t len)
@@ -198,26 +247,50 @@ static int xfer(enum ibv_wr_opcode op, void *local, void *remote, size_t len)
 		.send_flags = IBV_SEND_SIGNALED,
 		.wr.rdma = { .remote_addr = (uintptr_t)remote, .rkey = xfer_mr->rkey },
 	}, *bad;
-	struct ibv_wc wc;
-	time_t t0 = time(NULL);
-	int n;
 
 	if (ibv_post_send(qp, &wr, &bad)) {
 		fprintf(stderr, "ibv_post_send: %s\n", strerror(errno));
 		return -1;
 	}
-	while ((n = ibv_poll_cq(cq, 1, &wc)) == 0)
-		if (time(NULL) - t0 > 30) {
-			fprintf(stderr, "no completion in 30 s\n");
-			return -1;
-		}
-	if (n < 0 || wc.status != IBV_WC_SUCCESS) {
-		fprintf(stderr, "%s of %zu bytes at %p: %s\n",
-			op == IBV_WR_RDMA_READ ? "READ" : "WRITE", len, remote,
-			n < 0 ? "poll failed" : ibv_wc_status_str(wc.status));
+	return wait_wc(op, remote, len);
+}
+
+/* FETCH_AND_ADD or CMP_AND_SWP of the word at @remote, its old value to *@old. */
+static int atomic(enum ibv_wr_opcode op, uint64_t *remote, uint64_t cmp_add,
+		  uint64_t swap, uint64_t *old)
+{
+	struct ibv_sge sge = {
+		.addr = (uintptr_t)dst, .length = 8, .lkey = xfer_mr->lkey,
+	};
+	struct ibv_send_wr wr = {
+		.sg_list = &sge, .num_sge = 1, .opcode = op,
+		.send_flags = IBV_SEND_SIGNALED,
+		.wr.atomic = { .remote_addr = (uintptr_t)remote,
+			       .compare_add = cmp_add, .swap = swap,
+			       .rkey = xfer_mr->rkey },
+	}, *bad;
+
+	if (ibv_post_send(qp, &wr, &bad)) {
+		fprintf(stderr, "ibv_post_send: %s\n", strerror(errno));
 		return -1;
 	}
+	if (wait_wc(op, remote, 8))
+		return -1;
+	memcpy(old, dst, 8);
 	return 0;
+}
+
+/* ATOMIC_WRITE of @value to the word at @remote (extended QP API). */
+static int atomic_write(uint64_t *remote, uint64_t value)
+{
+	ibv_wr_start(qpx);
+	qpx->wr_flags = IBV_SEND_SIGNALED;
+	ibv_wr_atomic_write(qpx, xfer_mr->rkey, (uintptr_t)remote, &value);
+	if (ibv_wr_complete(qpx)) {
+		fprintf(stderr, "ibv_wr_complete: %s\n", strerror(errno));
+		return -1;
+	}
+	return wait_wc(IBV_WR_ATOMIC_WRITE, remote, 8);
 }
 
 /*
@@ -318,9 +391,89 @@ static int advise_prefetch(void *addr, size_t len, bool sync)
 	return 0;
 }
 
+/*
+ * The atomics on a word of region @r, its lock held: FETCH_AND_ADD must
+ * return the current content and the CPU see the sum, CMP_AND_SWP put it
+ * back, ATOMIC_WRITE store a value the CPU sees.
+ */
+static int atomics(int r, size_t off)
+{
+	struct region *reg = &regions[r];
+	unsigned int gen = atomic_load(&reg->done);
+	uint64_t *w = (uint64_t *)(reg->addr + off);
+	uint64_t want = reg->zero[gen] ? 0 : pattern(r, gen, off), old, v;
+
+	if (atomic(IBV_WR_ATOMIC_FETCH_AND_ADD, w, 1, 0, &old))
+		return -1;
+	if (old != want || *w != want + 1) {
+		fprintf(stderr,
+			"FETCH_AND_ADD at region %d offset %#zx: got %#llx, memory %#llx, want %#llx\n",
+			r, off, (unsigned long long)old,
+			(unsigned long long)*w, (unsigned long long)want);
+		return -1;
+	}
+	if (atomic(IBV_WR_ATOMIC_CMP_AND_SWP, w, want + 1, want, &old))
+		return -1;
+	if (old != want + 1 || *w != want) {
+		fprintf(stderr,
+			"CMP_AND_SWP at region %d offset %#zx: got %#llx, memory %#llx, want %#llx\n",
+			r, off, (unsigned long long)old,
+			(unsigned long long)*w, (unsigned long long)want);
+		return -1;
+	}
+	nr_atomics += 2;
+	bytes_checked += 16;
+	if (!has_atomic_write)
+		return 0;
+	v = ~want;
+	if (atomic_write(w, v))
+		return -1;
+	if (*w != v) {
+		fprintf(stderr,
+			"ATOMIC_WRITE at region %d offset %#zx: memory %#llx, want %#llx\n",
+			r, off, (unsigned long long)*w, (unsigned long long)v);
+		return -1;
+	}
+	*w = want;
+	nr_atomic_writes++;
+	bytes_checked += 8;
+	return 0;
+}
+
+/*
+ * A page read through the MR, its region changed, another page of the
+ * same 2 MiB granule read (which maps it under the range's new sequence),
+ * then the first page read again: it must be the new page. An invalidation
+ * that let the first page's old mapping survive would be served from it.
+ * Region 1 lies in one granule. Each kind of change, @n times.
+ */
+static int revisit(int n)
+{
+	const size_t a = 8 << 10, b = 512 << 10, len = 256;
+	unsigned int gen;
+	int i, how;
+
+	for (how = 0; how < 3; how++)
+		for (i = 0; i < n; i++) {
+			gen = atomic_load(&regions[1].done);
+			if (xfer(IBV_WR_RDMA_READ, dst, regions[1].addr + a, len) ||
+			    check(1, a, dst, len, gen, gen, "READ again"))
+				return -1;
+			change(1, how);
+			gen = atomic_load(&regions[1].done);
+			if (xfer(IBV_WR_RDMA_READ, dst, regions[1].addr + b, len) ||
+			    check(1, b, dst, len, gen, gen, "READ again") ||
+			    xfer(IBV_WR_RDMA_READ, dst, regions[1].addr + a, len) ||
+			    check(1, a, dst, len, gen, gen, "READ again"))
+				return -1;
+			nr_revisits++;
+		}
+	return 0;
+}
+
 static int one_op(unsigned int *seed)
 {
-	int r = rnd(seed, NR_REGIONS), kind = rnd(seed, 4);
+	int r = rnd(seed, NR_REGIONS), kind = rnd(seed, 5);
 	struct region *reg = &regions[r];
 	size_t len = 1 + rnd(seed, rnd(seed, 2) ? MAX_XFER : 64);
 	size_t off;
@@ -360,6 +513,10 @@ static int one_op(unsigned int *seed)
 			ret = check(r, off, dst, len, lo, lo, "locked READ");
 		pthread_mutex_unlock(&reg->lock);
 		nr_reads++;
+	} else if (kind == 4) {
+		pthread_mutex_lock(&reg->lock);
+		ret = atomics(r, off & ~7UL);
+		pthread_mutex_unlock(&reg->lock);
 	} else if (kind == 2) {
 		/*
 		 * Prefetch while changes run: a read later must not see what
@@ -470,11 +627,19 @@ static int setup(const char *devname, int gid_index)
 {
 	struct ibv_device **list = ibv_get_device_list(NULL);
 	struct ibv_device_attr_ex attr = {};
-	struct ibv_qp_init_attr init = {
+	struct ibv_qp_init_attr_ex init = {
 		.cap = { .max_send_wr = 4, .max_recv_wr = 1, .max_send_sge = 1,
 			 .max_recv_sge = 1 },
 		.qp_type = IBV_QPT_RC,
+		.comp_mask = IBV_QP_INIT_ATTR_PD | IBV_QP_INIT_ATTR_SEND_OPS_FLAGS,
+		.send_ops_flags = IBV_QP_EX_WITH_RDMA_WRITE |
+				  IBV_QP_EX_WITH_RDMA_READ |
+				  IBV_QP_EX_WITH_ATOMIC_CMP_AND_SWP |
+				  IBV_QP_EX_WITH_ATOMIC_FETCH_AND_ADD |
+				  IBV_QP_EX_WITH_ATOMIC_WRITE,
 	};
+	int access = IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_READ |
+		     IBV_ACCESS_REMOTE_WRITE | IBV_ACCESS_REMOTE_ATOMIC;
 	struct ibv_qp_attr qa = {};
 	union ibv_gid gid;
 	int i;
@@ -495,9 +660,7 @@ static int setup(const char *devname, int gid_index)
 	cq = pd ? ibv_create_cq(ctx, 8, NULL, NULL, 0) : NULL;
 	if (!cq)
 		return -1;
-	mr = ibv_reg_mr(pd, NULL, SIZE_MAX, IBV_ACCESS_LOCAL_WRITE |
-			IBV_ACCESS_REMOTE_READ | IBV_ACCESS_REMOTE_WRITE |
-			IBV_ACCESS_ON_DEMAND);
+	mr = ibv_reg_mr(pd, NULL, SIZE_MAX, access | IBV_ACCESS_ON_DEMAND);
 	if (!mr) {
 		fprintf(stderr, "implicit ODP MR: %s\n", strerror(errno));
 		return -1;
@@ -505,15 +668,24 @@ static int setup(const char *devname, int gid_index)
 	xfer_mr = mr;
 	init.send_cq = cq;
 	init.recv_cq = cq;
-	qp = ibv_create_qp(pd, &init);
+	init.pd = pd;
+	/* ATOMIC_WRITE needs the extended QP API; without it, the others. */
+	qp = ibv_create_qp_ex(ctx, &init);
+	if (qp) {
+		qpx = ibv_qp_to_qp_ex(qp);
+		has_atomic_write = true;
+	} else {
+		fprintf(stderr, "%s: no ATOMIC_WRITE (%s), not tested\n",
+			devname, strerror(errno));
+		qp = ibv_create_qp(pd, (struct ibv_qp_init_attr *)&init);
+	}
 	if (!qp || ibv_query_gid(ctx, 1, gid_index, &gid))
 		return -1;
 
 	/* An RC QP connected to itself. */
 	qa.qp_state = IBV_QPS_INIT;
 	qa.port_num = 1;
-	qa.qp_access_flags = IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_READ |
-			     IBV_ACCESS_REMOTE_WRITE;
+	qa.qp_access_flags = access;
 	if (ibv_modify_qp(qp, &qa, IBV_QP_STATE | IBV_QP_PKEY_INDEX |
 			  IBV_QP_PORT | IBV_QP_ACCESS_FLAGS))
 		return -1;
@@ -622,8 +794,15 @@ int main(int argc, char **argv)
 		printf("rxe_implicit_odp: bench %s\n", ret ? "FAILED" : "done");
 		return ret ? 1 : 0;
 	}
+	ret = revisit(20);
+	if (ret) {
+		fprintf(stderr, "revisits failed\n");
+		return 1;
+	}
 	if (pthread_create(&thread, NULL, mutator, NULL))
 		return 1;
+	printf("rxe_implicit_odp: running\n");
+	fflush(stdout);
 	t0 = time(NULL);
 	for (i = 0; !ret && (i < want_ops || !nr_races); i++) {
 		if (time(NULL) - t0 > secs)
@@ -635,8 +814,10 @@ int main(int argc, char **argv)
 
 	printf("rxe_implicit_odp: %lu operations (%lu locked WRITE, %lu locked READ, ",
 	       nr_ops, nr_writes, nr_reads);
-	printf("%lu racy READ, %lu of them overlapping a change, %lu prefetch), ",
+	printf("%lu racy READ, %lu of them overlapping a change, %lu prefetch, ",
 	       nr_racy, nr_races, nr_prefetch);
+	printf("%lu FETCH_AND_ADD + CMP_AND_SWP, %lu ATOMIC_WRITE, %lu revisits), ",
+	       nr_atomics, nr_atomic_writes, nr_revisits);
 	printf("%lu invalidations (%lu munmap+mmap, %lu mmap MAP_FIXED, %lu MADV_DONTNEED), ",
 	       nr_remap + nr_fixed + nr_dontneed, nr_remap, nr_fixed, nr_dontneed);
 	printf("%lu bytes checked\n", bytes_checked);
