@@ -81,14 +81,16 @@ $2 != "ratio" {
 	       v("reg_us"), v("first_us"), v("steady_us"), v("MBps")
 }
 $2 == "ratio" {
-	r[++n] = sprintf("%-6s %8d %18.2fx %16.2fx", v("op"), v("size"), v("implicit/explicit"), v("implicit/pinned"))
+	r[++n] = sprintf("%-6s %8d %18.2fx %16.2fx   %.2f-%.2fx", v("op"), v("size"), v("implicit/explicit"), v("implicit/pinned"), v("min"), v("max"))
 	if (v("implicit/explicit") > 1.1)
 		missed = missed sprintf("  %s %d: implicit %.2fx explicit ODP (target 1.1x)\n", v("op"), v("size"), v("implicit/explicit"))
 }
 END {
 	print "first: the first transfer on fresh memory (faults it in; after the"
-	print "registration for pinned and explicit MRs); steady: mean of the rest"
-	printf "\n%-6s %8s %19s %17s\n", "op", "bytes", "implicit/explicit", "implicit/pinned"
+	print "registration for pinned and explicit MRs), a median over the rounds;"
+	print "steady: the median latency of the rest, MB/s from their mean. The kinds"
+	print "of MR take turns op by op; per round: the range of the ratio over rounds."
+	printf "\n%-6s %8s %19s %17s %s\n", "op", "bytes", "implicit/explicit", "implicit/pinned", "   per round"
 	for (i = 1; i <= n; i++) print r[i]
 	if (missed) printf "targets missed:\n%s", missed
 	else print "targets met"

@@ -36,8 +36,9 @@
  *
  * With -b it measures instead: RDMA WRITE and READ of 4 KiB and 1 MiB
  * through a pinned MR, an explicit ODP MR and the implicit ODP MR, the first
- * transfer on fresh memory and the steady state, and prints the ratios of
- * this one run.
+ * transfer on fresh memory and the steady state (median latency, mean
+ * throughput), in rounds in which the kinds of MR take turns op by op, and
+ * prints the ratios of the latencies.
  *
  * Usage: rxe_implicit_odp -d DEVICE [-g GID_INDEX] [-n OPS] [-t SECONDS] [-b]
  */
@@ -553,72 +554,143 @@ static double now_us(void)
 static const char * const bench_mrs[] = { "pinned", "explicit", "implicit" };
 static const size_t bench_sizes[] = { 4096, 1 << 20 };
 
-/* One line of -b: a kind of MR, a size and an operation, on fresh memory. */
-static int bench_one(int k, size_t size, enum ibv_wr_opcode op, double *steady)
+/*
+ * -b runs rounds; in each, the three kinds of MR take turns op by op on
+ * buffers of their own, so that a drift of the emulated machine (the rxe
+ * tasklets and the vCPUs share the host's CPUs with everything else) hits
+ * every kind alike.
+ */
+#define BENCH_ROUNDS	5
+#define BENCH_ITERS	300
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static double median(double *v, int n)
+{
+	qsort(v, n, sizeof(*v), cmp_double);
+	return v[n / 2];
+}
+
+/*
+ * One round of -b for a size and an operation: registration (none for the
+ * implicit MR), the first transfer on fresh memory and @iters timed ones per
+ * kind of MR, appended to @lat[kind].
+ */
+static int bench_round(int n, size_t size, enum ibv_wr_opcode op, int iters,
+		       double reg[3], double first[3], double *lat[3])
 {
 	int access = IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_READ |
 		     IBV_ACCESS_REMOTE_WRITE;
-	int i, iters = size > 4096 ? 40 : 1000;
-	double t0, reg = 0, first;
-	struct ibv_mr *bmr = mr;
-	char *buf;
+	struct ibv_mr *bmr[3] = { NULL, NULL, mr };
+	char *buf[3] = {};
+	int i, j, k, ret = -1;
+	double t0;
 
-	buf = mmap(NULL, 2 * size, PROT_READ | PROT_WRITE,
-		   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (buf == MAP_FAILED)
-		return -1;
-	if (k < 2) {
-		t0 = now_us();
-		bmr = ibv_reg_mr(pd, buf, 2 * size,
-				 access | (k ? IBV_ACCESS_ON_DEMAND : 0));
-		reg = now_us() - t0;
-		if (!bmr)
-			return -1;
+	for (j = 0; j < 3; j++) {
+		k = (j + n) % 3;
+		buf[k] = mmap(NULL, 2 * size, PROT_READ | PROT_WRITE,
+			      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (buf[k] == MAP_FAILED) {
+			buf[k] = NULL;
+			goto out;
+		}
+		reg[k] = 0;
+		if (k < 2) {
+			t0 = now_us();
+			bmr[k] = ibv_reg_mr(pd, buf[k], 2 * size,
+					    access | (k ? IBV_ACCESS_ON_DEMAND : 0));
+			reg[k] = now_us() - t0;
+			if (!bmr[k])
+				goto out;
+		}
 	}
-	xfer_mr = bmr;
 	/* From the first half to the second, or back for READ. */
-	t0 = now_us();
-	if (xfer(op, buf, buf + size, size))
-		return -1;
-	first = now_us() - t0;
-	for (i = 0; i < iters / 10; i++)
-		if (xfer(op, buf, buf + size, size))
-			return -1;
-	t0 = now_us();
-	for (i = 0; i < iters; i++)
-		if (xfer(op, buf, buf + size, size))
-			return -1;
-	*steady = (now_us() - t0) / iters;
-	printf("RXEBENCH mr=%-8s op=%-5s size=%7zu ", bench_mrs[k],
-	       op == IBV_WR_RDMA_READ ? "READ" : "WRITE", size);
-	printf("reg_us=%8.1f first_us=%8.1f steady_us=%8.1f MBps=%7.1f\n",
-	       reg, first, *steady, size / *steady);
+	for (j = 0; j < 3; j++) {
+		k = (j + n) % 3;
+		xfer_mr = bmr[k];
+		t0 = now_us();
+		if (xfer(op, buf[k], buf[k] + size, size))
+			goto out;
+		first[k] = now_us() - t0;
+	}
+	for (i = -iters / 10; i < iters; i++)
+		for (j = 0; j < 3; j++) {
+			k = (i + n + j + iters) % 3;
+			xfer_mr = bmr[k];
+			t0 = now_us();
+			if (xfer(op, buf[k], buf[k] + size, size))
+				goto out;
+			if (i >= 0)
+				*lat[k]++ = now_us() - t0;
+		}
+	ret = 0;
+out:
 	xfer_mr = mr;
-	if (bmr != mr)
-		ibv_dereg_mr(bmr);
-	munmap(buf, 2 * size);
-	return 0;
+	for (k = 0; k < 3; k++) {
+		if (bmr[k] && bmr[k] != mr)
+			ibv_dereg_mr(bmr[k]);
+		if (buf[k])
+			munmap(buf[k], 2 * size);
+	}
+	return ret;
 }
 
+/*
+ * Per size, operation and kind of MR: the medians over the rounds of the
+ * registration and the first transfer, the median latency of the steady
+ * state and its throughput (of the mean). The ratios are of the median
+ * latencies, with their range over the rounds.
+ */
 static int bench(void)
 {
-	double steady[3][2][2];
-	int k, z, o;
+	static double lat[3][BENCH_ROUNDS * BENCH_ITERS];
+	double reg[3][BENCH_ROUNDS], first[3][BENCH_ROUNDS], m[3], sum;
+	double ratio[BENCH_ROUNDS], r_reg[3], r_first[3];
+	int k, z, o, n, i, iters;
+	double *pos[3];
 
-	for (k = 0; k < 3; k++)
-		for (z = 0; z < 2; z++)
-			for (o = 0; o < 2; o++)
-				if (bench_one(k, bench_sizes[z],
-					      o ? IBV_WR_RDMA_READ : IBV_WR_RDMA_WRITE,
-					      &steady[k][z][o]))
-					return -1;
 	for (z = 0; z < 2; z++)
 		for (o = 0; o < 2; o++) {
+			iters = bench_sizes[z] > 4096 ? 12 : BENCH_ITERS;
+			for (n = 0; n < BENCH_ROUNDS; n++) {
+				for (k = 0; k < 3; k++)
+					pos[k] = &lat[k][n * iters];
+				if (bench_round(n, bench_sizes[z],
+						o ? IBV_WR_RDMA_READ : IBV_WR_RDMA_WRITE,
+						iters, r_reg, r_first, pos))
+					return -1;
+				for (k = 0; k < 3; k++) {
+					reg[k][n] = r_reg[k];
+					first[k][n] = r_first[k];
+				}
+				/* Sorts this round's latencies, in place. */
+				ratio[n] = median(&lat[2][n * iters], iters) /
+					   median(&lat[1][n * iters], iters);
+			}
+			for (k = 0; k < 3; k++) {
+				for (sum = 0, i = 0; i < BENCH_ROUNDS * iters; i++)
+					sum += lat[k][i];
+				m[k] = median(lat[k], BENCH_ROUNDS * iters);
+				printf("RXEBENCH mr=%-8s op=%-5s size=%7zu ",
+				       bench_mrs[k], o ? "READ" : "WRITE",
+				       bench_sizes[z]);
+				printf("reg_us=%8.1f first_us=%8.1f steady_us=%8.1f MBps=%7.1f\n",
+				       median(reg[k], BENCH_ROUNDS),
+				       median(first[k], BENCH_ROUNDS), m[k],
+				       bench_sizes[z] * BENCH_ROUNDS * iters / sum);
+			}
+			qsort(ratio, BENCH_ROUNDS, sizeof(*ratio), cmp_double);
 			printf("RXEBENCH ratio op=%-5s size=%7zu ",
 			       o ? "READ" : "WRITE", bench_sizes[z]);
-			printf("implicit/explicit=%.2f implicit/pinned=%.2f\n",
-			       steady[2][z][o] / steady[1][z][o],
-			       steady[2][z][o] / steady[0][z][o]);
+			printf("implicit/explicit=%.2f implicit/pinned=%.2f ",
+			       m[2] / m[1], m[2] / m[0]);
+			printf("rounds=%d min=%.2f max=%.2f\n", BENCH_ROUNDS,
+			       ratio[0], ratio[BENCH_ROUNDS - 1]);
 		}
 	return 0;
 }
