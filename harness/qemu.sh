@@ -169,7 +169,8 @@ elif [ "$mode" = rdma ]; then
 		'pingpong odp: server exit 0, client exit 0' \
 		'pingpong implicit: server exit 0, client exit 0' \
 		'pingpong implicit-prefetch: server exit 0, client exit 0' \
-		'killed mid-run ok' 'rxe_implicit_odp exit 0' \
+		'killed mid-run ok' 'memcg: the test runs in a memory cgroup' \
+		'rxe_implicit_odp exit 0' \
 		'device deleted while running (yes): link delete exit 0, test exit 1, cleanly' \
 		'rmmod ok'; do
 		if grep -qx "RDMA: $want" "$out"; then

@@ -59,6 +59,7 @@
 #include <linux/export.h>
 #include <linux/lockdep.h>
 #include <linux/maple_tree.h>
+#include <linux/memcontrol.h>
 #include <linux/mm.h>
 #include <linux/mmu_range_tracker.h>
 #include <linux/printk.h>
@@ -188,16 +189,28 @@ static const struct mmu_interval_notifier_ops mrt_notifier_ops = {
 	.invalidate = mrt_invalidate,
 };
 
-static struct mmu_tracked_range *mrt_alloc_range(struct mmu_range_tracker *t)
+static struct mmu_tracked_range *mrt_alloc_range(struct mmu_range_tracker *t,
+						 gfp_t gfp)
 {
+	struct mem_cgroup *memcg, *old_memcg;
 	struct mmu_tracked_range *r;
 
 	if (mrt_test_fail(t, MRT_SITE_ALLOC_RANGE))
 		return NULL;
+	/*
+	 * A range is made for the mm, from whatever context faulted: a
+	 * kworker (an RDMA responder serving a peer, async prefetch, our
+	 * deferred work) would charge nobody. Charge the mm's memory cgroup:
+	 * @gfp has __GFP_ACCOUNT.
+	 */
+	memcg = get_mem_cgroup_from_mm(t->mm);
+	old_memcg = set_active_memcg(memcg);
 	if (t->ops->alloc_range)
-		r = t->ops->alloc_range(t);
+		r = t->ops->alloc_range(t, gfp);
 	else
-		r = kzalloc_obj(*r);
+		r = kzalloc_obj(*r, gfp);
+	set_active_memcg(old_memcg);
+	mem_cgroup_put(memcg);
 	if (!r)
 		return NULL;
 	r->tracker = t;
@@ -415,7 +428,15 @@ static unsigned int mrt_fill(struct mmu_range_tracker *t, unsigned long start,
 		gap_end = mrt_next_gap(t, &pos, end);
 		if (pos >= gap_end)
 			continue;
-		new = mrt_alloc_range(t);
+		/*
+		 * Holding tree_lock, the mmap_lock and mm_users: a charge
+		 * over the cgroup's limit must fail, not OOM-kill (the victim,
+		 * likely this mm's owner, could not exit while we hold its
+		 * mm_users) nor throttle. The part is then left uncovered, and
+		 * the device faults it again.
+		 */
+		new = mrt_alloc_range(t, GFP_KERNEL_ACCOUNT | __GFP_NORETRY |
+					 __GFP_NOWARN);
 		if (!new || mrt_publish(t, new, pos, gap_end))
 			pr_debug("mmu_range_tracker: cannot cover [%#lx, %#lx)\n",
 				 pos, gap_end);
@@ -771,7 +792,7 @@ struct mmu_tracked_range *mmu_range_tracker_fault(struct mmu_range_tracker *t,
 	if (!mmget_not_zero(t->mm))
 		return ERR_PTR(-ESRCH);
 	/* Allocate before taking tree_lock, outside the update lock (6). */
-	new = mrt_alloc_range(t);
+	new = mrt_alloc_range(t, GFP_KERNEL_ACCOUNT);
 	if (!new) {
 		r = ERR_PTR(-ENOMEM);
 		goto out_mmput;

@@ -118,9 +118,24 @@ killed_mid_run() {
 	fi
 }
 
+# A memory cgroup for the main run of rxe_implicit_odp (-m).
+cg=/sys/fs/cgroup/rxe
+if mount -t cgroup2 none /sys/fs/cgroup && echo +memory >/sys/fs/cgroup/cgroup.subtree_control &&
+	mkdir -p "$cg"; then
+	say "memcg: the test runs in a memory cgroup"
+else
+	cg=
+fi
+
 if [ -x /rxe_implicit_odp ]; then
 	killed_mid_run
-	timeout 600 /rxe_implicit_odp -d rxe0 -g "$gid"
+	if [ -n "$cg" ]; then
+		# shellcheck disable=SC2016 # $$ is the inner shell's
+		timeout 600 sh -c 'echo $$ >"$1/cgroup.procs" && shift && exec "$@"' sh "$cg" \
+			/rxe_implicit_odp -d rxe0 -g "$gid" -m "$cg"
+	else
+		timeout 600 /rxe_implicit_odp -d rxe0 -g "$gid"
+	fi
 	say "rxe_implicit_odp exit $?"
 	# Removing the device while a test runs on it: uverbs fails the
 	# process's calls from then on (-EIO), and the removal completes once

@@ -57,15 +57,20 @@ struct mmu_tracked_range {
  *              that may still hold device mappings.
  * @alloc_range: Optional. Allocate a driver structure embedding a
  *               &struct mmu_tracked_range and return the embedded range, or
- *               NULL. Called with GFP_KERNEL allowed, never under the update
- *               lock. Default: kzalloc().
+ *               NULL. Allocate with @gfp: GFP_KERNEL_ACCOUNT, and from
+ *               the deferred work also __GFP_NORETRY | __GFP_NOWARN (a
+ *               failure there only leaves a part to fault again). Called
+ *               never under the update lock, with the memory cgroup of the
+ *               tracker's mm active, which @gfp charges, whoever faulted.
+ *               Default: kzalloc().
  * @free_range: Optional, required with @alloc_range. Free what @alloc_range
  *              returned. Called from an RCU callback: must not sleep.
  */
 struct mmu_range_tracker_ops {
 	bool (*invalidate)(struct mmu_tracked_range *r,
 			   const struct mmu_notifier_range *range);
-	struct mmu_tracked_range *(*alloc_range)(struct mmu_range_tracker *t);
+	struct mmu_tracked_range *(*alloc_range)(struct mmu_range_tracker *t,
+						 gfp_t gfp);
 	void (*free_range)(struct mmu_tracked_range *r);
 };
 

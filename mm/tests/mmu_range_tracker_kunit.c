@@ -105,14 +105,15 @@ static bool mrt_test_invalidate(struct mmu_tracked_range *r,
 	return true;
 }
 
-static struct mmu_tracked_range *mrt_test_alloc_range(struct mmu_range_tracker *t)
+static struct mmu_tracked_range *mrt_test_alloc_range(struct mmu_range_tracker *t,
+						      gfp_t gfp)
 {
 	struct mrt_test_dev *dev = mrt_dev(t);
 	struct mrt_test_range *tr;
 
 	if (READ_ONCE(dev->fail_alloc))
 		return NULL;
-	tr = kzalloc_obj(*tr);
+	tr = kzalloc_obj(*tr, gfp);
 	if (!tr)
 		return NULL;
 	tr->magic = MRT_TEST_MAGIC;
