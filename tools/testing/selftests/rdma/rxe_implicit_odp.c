@@ -818,7 +818,7 @@ static int bench(void)
 
 	for (z = 0; z < 2; z++)
 		for (o = 0; o < 2; o++) {
-			iters = bench_sizes[z] > 4096 ? 12 : BENCH_ITERS;
+			iters = bench_sizes[z] > 4096 ? 30 : BENCH_ITERS;
 			for (n = 0; n < BENCH_ROUNDS; n++) {
 				for (k = 0; k < 3; k++)
 					pos[k] = &lat[k][n * iters];
