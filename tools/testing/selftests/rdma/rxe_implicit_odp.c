@@ -143,6 +143,12 @@ static void restore(int r, size_t off, size_t len)
 	}
 }
 
+/* @p rounded up to a 2 MiB boundary: the start of a granule. */
+static char *align_2m(char *p)
+{
+	return (char *)(((uintptr_t)p + (2 << 20) - 1) & ~((2UL << 20) - 1));
+}
+
 static unsigned int rnd(unsigned int *seed, unsigned int n)
 {
 	return rand_r(seed) % n;
@@ -523,7 +529,7 @@ static int lazyfree(bool cut)
 		    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (base == MAP_FAILED)
 		return -1;
-	p = (char *)(((uintptr_t)base + (2 << 20) - 1) & ~((2UL << 20) - 1));
+	p = align_2m(base);
 	if (mmap(p, sz, PROT_READ | PROT_WRITE,
 		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) != p)
 		goto out;
@@ -612,7 +618,7 @@ static int memcg_charge(const char *dir, int n)
 		    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (base == MAP_FAILED)
 		return -1;
-	p = (char *)(((uintptr_t)base + (2 << 20) - 1) & ~((2UL << 20) - 1));
+	p = align_2m(base);
 	before = cg_slab(dir);
 	for (i = 0; i < n; i++)
 		if (xfer(IBV_WR_RDMA_READ, dst, p + ((size_t)i << 21), 8))
@@ -967,7 +973,7 @@ static int map_regions(void)
 		    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (base == MAP_FAILED)
 		return -1;
-	base = (char *)(((uintptr_t)base + (2 << 20) - 1) & ~((2UL << 20) - 1));
+	base = align_2m(base);
 	for (r = 0; r < NR_REGIONS; r++) {
 		struct region *reg = &regions[r];
 
